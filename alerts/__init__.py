@@ -1,0 +1,1 @@
+"""Incidents: the queue and its storage, evidence, lifecycle and delivery to sinks."""

@@ -1,0 +1,1 @@
+"""The detection core: motion, regions, model backends, tracking and event rules."""

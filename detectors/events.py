@@ -1,0 +1,40 @@
+"""What the rules emit: the start, progress and end of a condition in a zone.
+
+An event is not an incident: alerts turns a start/update/end sequence into one incident,
+deduplicated per (camera, zone, kind), and decides what is stored and announced.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from detectors.detection import Detection
+    from ingest.frame import Frame
+
+Phase = Literal["start", "update", "end"]
+
+
+@dataclass(slots=True)
+class Event:
+    """One change of a rule's condition.
+
+    `t` is media time of the frame that caused it; `wall` its Unix time. `frame` and
+    `detections` are the evidence candidates (the frame is None on `end`, which only
+    closes). `score` ranks evidence frames so the incident keeps its best snapshot.
+    """
+
+    kind: str
+    rule: str
+    camera: str
+    zone: str
+    phase: Phase
+    t: float
+    wall: float
+    severity: str
+    objects: dict[str, int]
+    detections: list[Detection] = field(default_factory=list)
+    frame: Frame | None = None
+    score: float = 0.0
+    details: dict = field(default_factory=dict)

@@ -1,0 +1,77 @@
+"""Zones: polygons in 0-1 image coordinates, turned into pixels once the frame size is known."""
+
+from __future__ import annotations
+
+import logging
+
+import cv2
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from detectors.rules import RuleSpec
+
+log = logging.getLogger(__name__)
+
+
+class ZoneSpec(BaseModel):
+    """A region of a camera's picture with the rules that apply to it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    name: str | None = None
+    polygon: list[tuple[float, float]] = Field(
+        description="Vertices as [x, y] fractions of the image width and height (0-1).",
+    )
+    area_m2: float | None = Field(
+        default=None, gt=0, description="Real ground area of the zone, for density rules.",
+    )
+    rules: list[RuleSpec] = Field(default_factory=list)
+
+    @field_validator("polygon")
+    @classmethod
+    def _valid_polygon(cls, pts: list[tuple[float, float]]) -> list[tuple[float, float]]:
+        if len(pts) < 3:
+            raise ValueError("needs at least 3 points")
+        for i, (x, y) in enumerate(pts):
+            if not (0.0 <= x <= 1.0 and 0.0 <= y <= 1.0):
+                raise ValueError(f"point {i} ({x}, {y}) is outside 0-1 image coordinates")
+        if abs(_shoelace(pts)) < 1e-6:
+            raise ValueError("has no area (points are collinear or repeated)")
+        return pts
+
+
+def _shoelace(pts: list[tuple[float, float]]) -> float:
+    arr = np.asarray(pts, dtype=np.float64)
+    x, y = arr[:, 0], arr[:, 1]
+    return 0.5 * float(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1)))
+
+
+class Zone:
+    """A zone bound to one frame size: pixel polygon, bounding box and a point test."""
+
+    def __init__(self, spec: ZoneSpec, width: int, height: int) -> None:
+        self.spec = spec
+        self.id = spec.id
+        self.width = width
+        self.height = height
+        self.polygon = np.array(
+            [(x * width, y * height) for x, y in spec.polygon], dtype=np.float32
+        )
+        x, y, w, h = cv2.boundingRect(self.polygon.astype(np.int32))
+        self.bbox = (x, y, x + w, y + h)
+
+    def contains(self, point: tuple[float, float]) -> bool:
+        return cv2.pointPolygonTest(self.polygon, (float(point[0]), float(point[1])), False) >= 0
+
+    def mask(self, width: int | None = None, height: int | None = None) -> np.ndarray:
+        """A uint8 0/255 mask of the zone at the given (default: native) size."""
+        w, h = width or self.width, height or self.height
+        scaled = self.polygon * np.array([w / self.width, h / self.height], dtype=np.float32)
+        out = np.zeros((h, w), dtype=np.uint8)
+        cv2.fillPoly(out, [np.round(scaled).astype(np.int32)], 255)
+        return out
+
+    @property
+    def area_fraction(self) -> float:
+        return abs(_shoelace(self.spec.polygon))

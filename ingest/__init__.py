@@ -1,0 +1,1 @@
+"""Camera and file ingestion: sources, decoding, reconnects. Produces timestamped `Frame`s."""

@@ -1,0 +1,1 @@
+"""Model manifests and the code that finds, fetches, verifies and exports weights."""
