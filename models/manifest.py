@@ -1,0 +1,141 @@
+"""The model manifest: which detector weights exist, where they come from and how to feed them.
+
+Backends read input size, colour order, value range, letterbox placement and class names from
+here rather than hard-coding them, so adding a model is a manifest entry, not a code change.
+"""
+
+from __future__ import annotations
+
+import logging
+from functools import cache
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    HttpUrl,
+    PositiveInt,
+    ValidationError,
+    model_validator,
+)
+
+from models.errors import ManifestError, UnknownModelError
+
+log = logging.getLogger(__name__)
+
+MANIFEST_PATH = Path(__file__).with_name("manifest.yaml")
+
+Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+OnnxFileName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+\.onnx$")]
+
+
+class ModelSpec(BaseModel):
+    """How to run one graph: everything a backend needs to letterbox, normalise and decode."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    file: str
+    input_size: tuple[PositiveInt, PositiveInt] = Field(description="(width, height)")
+    output_format: Literal["yolox", "yolov8"]
+    input_colour: Literal["bgr", "rgb"]
+    input_range: Literal["0-255", "0-1"]
+    letterbox: Literal["top_left", "centre"]
+    pad_value: int = Field(114, ge=0, le=255)
+    names: tuple[str, ...] = Field(min_length=1)
+
+
+class ManifestEntry(ModelSpec):
+    """A spec plus where its weights come from and the checksum that makes them trustworthy."""
+
+    file: OnnxFileName
+    url: HttpUrl
+    sha256: Sha256
+    bytes: PositiveInt
+    licence: str = Field(min_length=1)
+
+
+class Manifest(BaseModel):
+    """All known models. In YAML each entry names a shared class list under `classes`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    class_lists: dict[str, tuple[str, ...]]
+    models: dict[str, ManifestEntry]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _resolve_class_lists(cls, data: Any) -> Any:
+        """Expand each entry's `classes` reference so specs carry their names directly."""
+        if not isinstance(data, dict):
+            return data
+        lists = data.get("class_lists") or {}
+        models = data.get("models")
+        if not isinstance(models, dict):
+            return data
+        resolved = {}
+        for key, entry in models.items():
+            if isinstance(entry, dict) and "classes" in entry:
+                entry = dict(entry)
+                ref = entry.pop("classes")
+                if ref not in lists:
+                    raise ValueError(
+                        f"models.{key}.classes: unknown class list {ref!r} "
+                        f"(class_lists has {', '.join(lists) or 'nothing'})"
+                    )
+                entry["names"] = lists[ref]
+            if isinstance(entry, dict):
+                entry.setdefault("name", key)
+            resolved[key] = entry
+        return {**data, "models": resolved}
+
+    @model_validator(mode="after")
+    def _keys_match_names(self) -> Manifest:
+        for key, entry in self.models.items():
+            if entry.name != key:
+                raise ValueError(f"models.{key}.name is {entry.name!r}, expected {key!r}")
+        return self
+
+    def get(self, name: str) -> ManifestEntry:
+        try:
+            return self.models[name]
+        except KeyError:
+            raise UnknownModelError(name, sorted(self.models)) from None
+
+    def by_file(self, file_name: str) -> ManifestEntry | None:
+        """The entry whose weights file is called `file_name`, to check a file given by path."""
+        return next((e for e in self.models.values() if e.file == file_name), None)
+
+
+def load_manifest(path: Path | None = None) -> Manifest:
+    """Read and validate a manifest; the packaged one is parsed once per process."""
+    if path is None:
+        return _packaged_manifest()
+    return _read_manifest(Path(path))
+
+
+def get_model_spec(name: str, manifest: Manifest | None = None) -> ManifestEntry:
+    return (manifest or load_manifest()).get(name)
+
+
+@cache
+def _packaged_manifest() -> Manifest:
+    return _read_manifest(MANIFEST_PATH)
+
+
+def _read_manifest(path: Path) -> Manifest:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ManifestError(f"cannot read model manifest {path}: {exc}") from exc
+    except yaml.YAMLError as exc:
+        raise ManifestError(f"model manifest {path} is not valid YAML: {exc}") from exc
+    try:
+        manifest = Manifest.model_validate(data)
+    except ValidationError as exc:
+        raise ManifestError(f"invalid model manifest {path}: {exc}") from exc
+    log.debug("loaded model manifest %s: %s", path, ", ".join(manifest.models))
+    return manifest

@@ -1,0 +1,116 @@
+"""Finding, downloading and verifying the weights files named in the manifest.
+
+Weights are only ever used after their sha256 matches the manifest (see `models.fetch`): a
+truncated download or a swapped file would otherwise give silently wrong detections.
+
+Lookup order, first hit wins: the configured model folder, $GRIDWATCH_MODEL_DIR, the shared
+models folder ($GRIDWATCH_SHARED_MODELS or <repo>/../shared/models), then the user cache
+($GRIDWATCH_CACHE_DIR/models or ~/.cache/gridwatch/models). A missing file is downloaded into the
+configured folder (else $GRIDWATCH_MODEL_DIR, else the cache) unless $GRIDWATCH_OFFLINE is set.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+from models.errors import WeightsMissingError
+from models.fetch import fetch_verified, verify_file
+from models.manifest import Manifest, ManifestEntry, load_manifest
+
+log = logging.getLogger(__name__)
+
+REPO_DIR = Path(__file__).resolve().parent.parent
+
+
+def resolve_weights(
+    name_or_path: str | Path,
+    model_dir: Path | None = None,
+    *,
+    manifest: Manifest | None = None,
+    download: bool | None = None,
+) -> Path:
+    """Path of verified weights for a manifest name, or a checked local .onnx path.
+
+    `download=None` means "download unless $GRIDWATCH_OFFLINE is set".
+    """
+    manifest = manifest or load_manifest()
+    if is_path_like(name_or_path):
+        return _check_local_file(Path(name_or_path), manifest)
+    entry = manifest.get(str(name_or_path))
+    dirs = search_dirs(model_dir)
+    for folder in dirs:
+        candidate = folder / entry.file
+        if candidate.is_file():
+            verify_file(candidate, entry.sha256)
+            log.debug("model %s: using %s", entry.name, candidate)
+            return candidate
+    target = download_dir(model_dir) / entry.file
+    if download is None:
+        download = os.environ.get("GRIDWATCH_OFFLINE", "") in ("", "0")
+    if not download:
+        raise WeightsMissingError(_missing_message(entry, dirs, target, "downloads are off"))
+    try:
+        return fetch_verified(str(entry.url), entry.sha256, target, label=f"model {entry.name}")
+    except OSError as exc:
+        raise WeightsMissingError(
+            _missing_message(entry, dirs, target, f"download failed: {exc}")
+        ) from exc
+
+
+def is_path_like(name_or_path: str | Path) -> bool:
+    """A Path, or a string that names a file rather than a manifest entry."""
+    if isinstance(name_or_path, Path):
+        return True
+    return name_or_path.endswith(".onnx") or os.sep in name_or_path
+
+
+def search_dirs(model_dir: Path | None = None) -> list[Path]:
+    """The folders searched for weights, in priority order, without duplicates."""
+    dirs: list[Path] = []
+    if model_dir is not None:
+        dirs.append(Path(model_dir))
+    if env_dir := os.environ.get("GRIDWATCH_MODEL_DIR"):
+        dirs.append(Path(env_dir))
+    shared = os.environ.get("GRIDWATCH_SHARED_MODELS")
+    dirs.append(Path(shared) if shared else REPO_DIR.parent / "shared" / "models")
+    dirs.append(cache_dir())
+    return list(dict.fromkeys(dirs))
+
+
+def cache_dir() -> Path:
+    """Per-user download cache; $GRIDWATCH_CACHE_DIR replaces ~/.cache/gridwatch."""
+    if root := os.environ.get("GRIDWATCH_CACHE_DIR"):
+        return Path(root) / "models"
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".cache") / "gridwatch" / "models"
+
+
+def download_dir(model_dir: Path | None = None) -> Path:
+    """Where a missing file is downloaded: the folder the operator chose, else the cache."""
+    if model_dir is not None:
+        return Path(model_dir)
+    if env_dir := os.environ.get("GRIDWATCH_MODEL_DIR"):
+        return Path(env_dir)
+    return cache_dir()
+
+
+def _check_local_file(path: Path, manifest: Manifest) -> Path:
+    if not path.is_file():
+        raise WeightsMissingError(f"model file {path} does not exist")
+    entry = manifest.by_file(path.name)
+    if entry is not None:
+        verify_file(path, entry.sha256)
+    else:
+        log.info("model file %s is not in the manifest; using it unverified", path)
+    return path
+
+
+def _missing_message(entry: ManifestEntry, dirs: list[Path], target: Path, reason: str) -> str:
+    return (
+        f"weights for model {entry.name!r} not found ({reason}). "
+        f"Put the file {entry.file} ({entry.bytes} bytes, sha256 {entry.sha256}) "
+        f"downloaded from {entry.url} at {target} "
+        f"(searched: {', '.join(str(d) for d in dirs)})"
+    )
