@@ -1,7 +1,8 @@
-"""Checksummed files: hash, verify, and download-then-verify with an atomic rename.
+"""Downloading and verifying pinned files (model weights, demo footage).
 
-Shared by model weights and demo footage: anything fetched at run time is only ever used after
-its sha256 matches a pinned value, and a partial or wrong download never replaces a file.
+A file is only ever used after its sha256 matches the pin: a truncated download or a swapped
+file would otherwise give silently wrong results. Downloads go to a temp file beside the
+target and are renamed only once verified, so readers never see a partial file.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ _CHUNK = 1 << 20
 
 
 def file_sha256(path: Path) -> str:
-    """sha256 of a file, remembered per (path, size, mtime) so repeated loads don't re-hash."""
+    """sha256 of a file, remembered per (path, size, mtime) so restarts in-process don't re-hash."""
     st = path.stat()
     return _sha256_of(str(path.resolve()), st.st_size, st.st_mtime_ns)
 
@@ -44,22 +45,19 @@ def verify_file(path: Path, expected_sha256: str) -> None:
         raise ChecksumMismatchError(path, expected_sha256, actual)
 
 
-def fetch_verified(
-    url: str,
-    sha256: str,
-    target: Path,
-    *,
-    label: str = "",
-    timeout: float = DOWNLOAD_TIMEOUT_S,
-) -> Path:
-    """Download `url` to a temp file beside `target`, check it, then rename it into place.
+def offline() -> bool:
+    """$GRIDWATCH_OFFLINE turns every download off (air-gapped sites, tests)."""
+    return os.environ.get("GRIDWATCH_OFFLINE", "") not in ("", "0")
 
-    Network trouble raises OSError (urllib's errors are OSErrors); wrong bytes raise
-    ChecksumMismatchError. Either way nothing is left at or beside `target`.
-    """
+
+def fetch_verified(
+    url: str, sha256: str, target: Path, *, label: str, timeout: float = DOWNLOAD_TIMEOUT_S,
+) -> Path:
+    """Download `url` to `target`, verifying `sha256` before the file becomes visible."""
+    if offline():
+        raise OSError("downloads are off (GRIDWATCH_OFFLINE is set)")
     target.parent.mkdir(parents=True, exist_ok=True)
-    what = label or target.name
-    log.info("downloading %s from %s to %s", what, url, target)
+    log.info("downloading %s from %s to %s", label, url, target)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
     tmp = Path(tmp_name)
     try:
@@ -72,7 +70,7 @@ def fetch_verified(
         os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)
-    log.info("%s downloaded and verified: %s", what, target)
+    log.info("%s downloaded and verified: %s", label, target)
     return target
 
 

@@ -1,0 +1,160 @@
+"""The one YAML configuration file, validated with pydantic.
+
+Each stage owns the schema of its own settings (zones and rules in `detectors`, stream
+options in `ingest`); this module only composes them and adds what is wiring: storage,
+model choice, API, the grid. Errors are reported with the field path of the YAML
+(`cameras[2].zones[0].polygon: needs at least 3 points`) and never echo a stream password.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from detectors.zones import ZoneSpec
+from ingest.options import StreamOptions
+from ingest.redact import redact
+
+log = logging.getLogger(__name__)
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+DEFAULT_CONFIG = PACKAGE_DIR / "default_config.yaml"
+STREAM_SCHEMES = frozenset({"rtsp", "rtsps", "file", "http", "https"})
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class StorageConfig(Strict):
+    url: str = Field(default="sqlite:///var/gridwatch.db",
+                     description="SQLAlchemy URL: sqlite:///FILE or postgresql+psycopg://...")
+    evidence_dir: Path = Path("var/evidence")
+
+
+class ModelConfig(Strict):
+    name: str = Field(default="yolox_nano_coco_416", description="An entry of models/manifest.yaml")
+    path: Path | None = Field(default=None,
+                              description="A local weights file instead of the manifest's")
+    dir: Path | None = Field(default=None, description="Folder searched first for weights")
+    backend: str = "onnxruntime"
+    threads: int = Field(default=1, ge=1, le=64)
+    conf: float = Field(default=0.3, gt=0, lt=1)
+
+
+class ApiConfig(Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+
+
+class AnalysisConfig(Strict):
+    fps: float = Field(default=5.0, gt=0, le=60, description="Analysed frames per second")
+
+
+class CameraConfig(Strict):
+    id: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    name: str | None = None
+    url: str = Field(min_length=1,
+                     description="rtsp://, a video file, an image folder or demo:CLIP")
+    analysis_url: str | None = Field(default=None, description="Sub-stream used for analysis")
+    grid_cell: str | None = None
+    enabled: bool = True
+    stream: StreamOptions = Field(default_factory=StreamOptions)
+    zones: list[ZoneSpec] = Field(default_factory=list)
+
+    @field_validator("url", "analysis_url")
+    @classmethod
+    def _known_scheme(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        scheme = v.split("://", 1)[0].lower() if "://" in v else None
+        if scheme is not None and scheme not in STREAM_SCHEMES:
+            raise ValueError(f"unsupported stream scheme in {redact(v)!r} (use rtsp://, a file "
+                             "path, an image folder or demo:CLIP)")
+        return v
+
+    @model_validator(mode="after")
+    def _unique_zone_ids(self) -> CameraConfig:
+        seen: set[str] = set()
+        for z in self.zones:
+            if z.id in seen:
+                raise ValueError(f"zone id {z.id!r} is used twice")
+            seen.add(z.id)
+        return self
+
+
+class Config(Strict):
+    cameras: list[CameraConfig] = Field(default_factory=list)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    storage: StorageConfig = Field(default_factory=StorageConfig)
+    api: ApiConfig = Field(default_factory=ApiConfig)
+    analysis: AnalysisConfig = Field(default_factory=AnalysisConfig)
+    incident_cooldown_s: float = Field(default=60.0, ge=0)
+
+    @model_validator(mode="after")
+    def _unique_camera_ids(self) -> Config:
+        seen: set[str] = set()
+        for c in self.cameras:
+            if c.id in seen:
+                raise ValueError(f"camera id {c.id!r} is used twice")
+            seen.add(c.id)
+        return self
+
+
+class ConfigError(Exception):
+    """A configuration that cannot be used; `problems` holds one line per problem."""
+
+    def __init__(self, source: str, problems: list[str]) -> None:
+        self.source = source
+        self.problems = problems
+        super().__init__(f"{source}: " + "; ".join(problems))
+
+
+def _path(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out or "(top level)"
+
+
+def _problems(err: ValidationError) -> list[str]:
+    lines = []
+    for e in err.errors(include_url=False, include_input=False):
+        loc = tuple(p for p in e["loc"] if p not in {"presence"})
+        msg = e["msg"].removeprefix("Value error, ")
+        lines.append(f"{_path(loc)}: {redact(msg)}")
+    return lines
+
+
+def parse_config(data: Any, source: str = "<config>") -> Config:
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(source, ["(top level): must be a mapping of settings"])
+    try:
+        return Config.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(source, _problems(err)) from None
+
+
+def load_config(path: Path | str | None) -> Config:
+    """Load and validate a YAML file; None loads the bundled default configuration."""
+    file = Path(path) if path is not None else DEFAULT_CONFIG
+    try:
+        text = file.read_text(encoding="utf-8")
+    except OSError as err:
+        raise ConfigError(str(file), [f"cannot read file: {err.strerror}"]) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "YAML"
+        raise ConfigError(str(file), [f"{where}: {getattr(err, 'problem', None) or err}"]) from None
+    return parse_config(data, str(file))

@@ -1,0 +1,80 @@
+"""The real clips behind `demo:NAME` camera URLs of the embedded default configuration.
+
+They are found like model weights: $GRIDWATCH_FOOTAGE_DIR, then ../shared/footage beside the
+checkout, then the user cache, and downloaded and verified only where missing.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from functools import lru_cache
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl
+
+from models.fetch import fetch_verified, verify_file
+from models.weights import REPO_DIR, cache_dir
+
+log = logging.getLogger(__name__)
+
+SCHEME = "demo:"
+MANIFEST = Path(__file__).resolve().parent / "demo_footage.yaml"
+
+
+class DemoClip(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    file: str
+    url: HttpUrl
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    bytes: int = Field(gt=0)
+    licence: str
+
+
+class DemoFootageError(LookupError):
+    """A demo clip that is unknown or cannot be found, with what to do about it."""
+
+
+@lru_cache(maxsize=1)
+def clips() -> dict[str, DemoClip]:
+    data = yaml.safe_load(MANIFEST.read_text(encoding="utf-8"))
+    return {c["name"]: DemoClip.model_validate(c) for c in data["clips"]}
+
+
+def footage_dirs() -> list[Path]:
+    dirs = []
+    if env := os.environ.get("GRIDWATCH_FOOTAGE_DIR"):
+        dirs.append(Path(env))
+    dirs += [REPO_DIR.parent / "shared" / "footage", Path.cwd().parent / "shared" / "footage",
+             cache_dir().parent / "footage"]
+    return list(dict.fromkeys(dirs))
+
+
+def is_demo(url: str) -> bool:
+    return url.startswith(SCHEME)
+
+
+def resolve_demo(url: str) -> Path:
+    """Path of the verified clip named by `demo:NAME`, downloading it only if it is missing."""
+    name = url.removeprefix(SCHEME)
+    clip = clips().get(name)
+    if clip is None:
+        raise DemoFootageError(f"unknown demo clip {name!r}; known: {', '.join(sorted(clips()))}")
+    dirs = footage_dirs()
+    for folder in dirs:
+        candidate = folder / clip.file
+        if candidate.is_file():
+            verify_file(candidate, clip.sha256)
+            return candidate
+    target = dirs[-1] / clip.file
+    try:
+        return fetch_verified(str(clip.url), clip.sha256, target, label=f"demo clip {name}")
+    except OSError as exc:
+        raise DemoFootageError(
+            f"demo clip {name!r} not found in {', '.join(map(str, dirs))} and could not be "
+            f"downloaded ({exc}); put {clip.file} (sha256 {clip.sha256}) from {clip.url} "
+            f"into one of those folders or set GRIDWATCH_FOOTAGE_DIR"
+        ) from exc

@@ -1,0 +1,152 @@
+"""The running service: one pipeline per camera, the incident queue and the HTTP API.
+
+Each camera has an ingest thread (`ingest.camera.CameraRunner`, latest-frame mailbox) and an
+analysis thread that takes the newest frame, runs the detection core and folds events into
+incidents. The detector session is shared: onnxruntime releases the GIL while it runs.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+from sqlalchemy.engine import make_url
+
+from alerts.evidence import EvidenceWriter
+from alerts.incidents import IncidentManager
+from alerts.storage import IncidentStore, open_store
+from detectors.backends.base import Detector
+from detectors.backends.factory import create_detector
+from detectors.pipeline import CameraAnalyzer
+from gridwatch.api import create_app
+from gridwatch.config import CameraConfig, Config
+from gridwatch.sources import analysis_url, camera_options
+from ingest.camera import CameraRunner
+
+log = logging.getLogger(__name__)
+
+
+class CameraPipeline:
+    """Ingest and analysis of one camera, started and stopped together."""
+
+    def __init__(self, camera: CameraConfig, detector: Detector, manager: IncidentManager,
+                 analysis_fps: float, conf: float) -> None:
+        self.camera = camera
+        self.manager = manager
+        self.runner = CameraRunner(camera.id, analysis_url(camera), camera_options(camera))
+        self.analyzer = CameraAnalyzer(camera.id, camera.zones, detector,
+                                       analysis_fps=analysis_fps, conf=conf)
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._analyse, name=f"analyse-{camera.id}",
+                                        daemon=True)
+        self.last_result: dict[str, Any] | None = None
+
+    def start(self) -> None:
+        self.runner.start()
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self.runner.stop()
+        self._thread.join(timeout=10)
+        for event in self.analyzer.finish():
+            self._handle(event)
+
+    def _analyse(self) -> None:
+        while not self._stopping.is_set():
+            frame = self.runner.get(timeout=0.5)
+            if frame is None:
+                continue
+            try:
+                result = self.analyzer.process(frame)
+            except Exception:
+                log.exception("camera %s: analysis failed on frame %d", self.camera.id,
+                              frame.index)
+                continue
+            if result is None:
+                continue
+            self.runner.mark_analysed()
+            self.last_result = {"t": frame.t, "wall": frame.wall, "zones": result.zones,
+                                "detections": [d.to_json() for d in result.detections]}
+            for event in result.events:
+                self._handle(event)
+
+    def _handle(self, event: Any) -> None:
+        try:
+            self.manager.handle(event)
+        except Exception:
+            log.exception("camera %s: could not store %s event of %s/%s", self.camera.id,
+                          event.phase, event.zone, event.kind)
+
+    def health(self) -> dict[str, Any]:
+        runner = self.runner.health()
+        return {
+            "id": self.camera.id,
+            "name": self.camera.name or self.camera.id,
+            "grid_cell": self.camera.grid_cell,
+            "state": runner["state"],
+            "reason": runner["reason"],
+            "since": runner["since"],
+            "stream": runner["uri"],
+            "keyframes_only": runner["keyframes_only"],
+            "counters": runner["counters"],
+            "zones": [{"id": z.id, "name": z.name, "polygon": z.polygon,
+                       "rules": [r.rule_id for r in z.rules]} for z in self.camera.zones],
+            "last_analysis": self.last_result,
+        }
+
+
+class Service:
+    """Everything one Gridwatch node runs; the API reads it through `camera_health`."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        _ensure_sqlite_dir(config.storage.url)
+        self.store: IncidentStore = open_store(config.storage.url)
+        self.evidence = EvidenceWriter(config.storage.evidence_dir)
+        cells = {c.id: c.grid_cell for c in config.cameras}
+        self.manager = IncidentManager(self.store, self.evidence,
+                                       cooldown_s=config.incident_cooldown_s,
+                                       grid_cell_of=cells.get)
+        model = config.model
+        self.detector = create_detector(model.path or model.name, model.dir,
+                                        backend=model.backend, threads=model.threads,
+                                        conf=model.conf)
+        self.pipelines = [
+            CameraPipeline(cam, self.detector, self.manager, config.analysis.fps, model.conf)
+            for cam in config.cameras if cam.enabled
+        ]
+
+    def start(self) -> None:
+        for pipeline in self.pipelines:
+            pipeline.start()
+        log.info("watching %d camera(s)", len(self.pipelines))
+
+    def stop(self) -> None:
+        for pipeline in self.pipelines:
+            pipeline.stop()
+        self.store.close()
+
+    def camera_health(self) -> list[dict[str, Any]]:
+        return [p.health() for p in self.pipelines]
+
+
+def _ensure_sqlite_dir(url: str) -> None:
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+
+
+def serve(config: Config) -> int:
+    """Run until interrupted; returns the process exit code."""
+    service = Service(config)
+    service.start()
+    app = create_app(service)
+    try:
+        uvicorn.run(app, host=config.api.host, port=config.api.port, log_level="info")
+    finally:
+        service.stop()
+    return 0
