@@ -169,12 +169,10 @@ def run_analysis(
 
 
 def _limited(frames: Iterator[Frame], duration_s: float | None) -> Iterator[Frame]:
-    if duration_s is None:
-        yield from frames
-        return
-    deadline = time.monotonic() + duration_s
+    """Stop after `duration_s` of media time: the same cut for a live stream and a file."""
+    first: float | None = None
     for frame in frames:
-        yield frame
-        if time.monotonic() >= deadline:
+        first = frame.t if first is None else first
+        if duration_s is not None and frame.t - first > duration_s:
             break
-
+        yield frame

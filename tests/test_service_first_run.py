@@ -1,0 +1,67 @@
+"""The README's run command on the embedded default: real clips as cameras, real incidents."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_default_service_shows_online_cameras_and_a_boat_incident_within_a_minute(
+    tmp_path: Path,
+) -> None:
+    port = free_port()
+    log = (tmp_path / "serve.log").open("w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gridwatch.cli", "serve", "--port", str(port)],
+        cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT,
+        env={**os.environ, "GRIDWATCH_OFFLINE": "1"},
+    )
+    base = f"http://127.0.0.1:{port}"
+    cameras: list[dict] = []
+    boat: list[dict] = []
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(1)
+            try:
+                cameras = httpx.get(f"{base}/api/cameras", timeout=5).json()
+                incidents = httpx.get(f"{base}/api/incidents", params={"camera": "river-boat"},
+                                      timeout=5).json()["items"]
+            except httpx.HTTPError:
+                continue
+            boat = [i for i in incidents if i["kind"] == "illegal_fishing"]
+            if cameras and all(c["state"] == "online" for c in cameras) and boat:
+                break
+        assert proc.poll() is None, (tmp_path / "serve.log").read_text()[-3000:]
+        assert {c["id"] for c in cameras} == {"river-boat", "hall-crowd", "indoor-walk",
+                                              "road-cart"}
+        assert all(c["state"] == "online" for c in cameras), cameras
+        assert boat, "no illegal_fishing incident from the boat clip within 60 s"
+        snap = httpx.get(f"{base}/api/incidents/{boat[0]['id']}/snapshot", timeout=5)
+        assert snap.status_code == 200 and snap.content[:2] == b"\xff\xd8"
+        assert (tmp_path / "var" / "gridwatch.db").is_file()
+        assert httpx.get(f"{base}/openapi.json", timeout=5).json()["info"]["title"] == "Gridwatch"
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
