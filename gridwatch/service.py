@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from detectors.backends.factory import create_detector
 from detectors.pipeline import CameraAnalyzer
 from gridwatch.api import create_app
 from gridwatch.config import CameraConfig, Config
+from gridwatch.live import LatestJpeg
 from gridwatch.sources import analysis_url, camera_options
 from ingest.camera import CameraRunner
 
@@ -43,6 +45,19 @@ class CameraPipeline:
         self._thread = threading.Thread(target=self._analyse, name=f"analyse-{camera.id}",
                                         daemon=True)
         self.last_result: dict[str, Any] | None = None
+        self.preview = LatestJpeg()
+        self._result_listeners: tuple[Callable[[dict[str, Any]], None], ...] = ()
+
+    def on_result(self, callback: Callable[[dict[str, Any]], None]) -> Callable[[], None]:
+        """Hear every analysed frame's `last_result` (the live view's boxes); returns an
+        unsubscribe. Called on the analysis thread: hand over, do not work there."""
+        self._result_listeners = (*self._result_listeners, callback)
+
+        def unsubscribe() -> None:
+            self._result_listeners = tuple(c for c in self._result_listeners
+                                           if c is not callback)
+
+        return unsubscribe
 
     def start(self) -> None:
         self.runner.start()
@@ -60,6 +75,7 @@ class CameraPipeline:
             frame = self.runner.get(timeout=0.5)
             if frame is None:
                 continue
+            self.preview.offer(frame)
             try:
                 result = self.analyzer.process(frame)
             except Exception:
@@ -70,7 +86,13 @@ class CameraPipeline:
                 continue
             self.runner.mark_analysed()
             self.last_result = {"t": frame.t, "wall": frame.wall, "zones": result.zones,
+                                "width": frame.width, "height": frame.height,
                                 "detections": [d.to_json() for d in result.detections]}
+            for listener in self._result_listeners:
+                try:
+                    listener(self.last_result)
+                except Exception:
+                    log.exception("camera %s: result listener failed", self.camera.id)
             for event in result.events:
                 self._handle(event)
 
@@ -96,6 +118,7 @@ class CameraPipeline:
             "zones": [{"id": z.id, "name": z.name, "polygon": z.polygon,
                        "rules": [r.rule_id for r in z.rules]} for z in self.camera.zones],
             "last_analysis": self.last_result,
+            "preview": self.preview.info(),
         }
 
 
@@ -133,6 +156,9 @@ class Service:
     def camera_health(self) -> list[dict[str, Any]]:
         return [p.health() for p in self.pipelines]
 
+    def pipeline(self, camera_id: str) -> CameraPipeline | None:
+        return next((p for p in self.pipelines if p.camera.id == camera_id), None)
+
 
 def _ensure_sqlite_dir(url: str) -> None:
     parsed = make_url(url)
@@ -146,7 +172,9 @@ def serve(config: Config) -> int:
     service.start()
     app = create_app(service)
     try:
-        uvicorn.run(app, host=config.api.host, port=config.api.port, log_level="info")
+        # Console event streams never end by themselves: give them a moment, then close.
+        uvicorn.run(app, host=config.api.host, port=config.api.port, log_level="info",
+                    timeout_graceful_shutdown=3)
     finally:
         service.stop()
     return 0

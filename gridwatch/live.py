@@ -1,0 +1,278 @@
+"""Pushed events for the console: incident changes and camera status over Server-Sent Events.
+
+The console must show a new incident within 2 s without polling, so every committed change
+(`IncidentStore.subscribe` fires after the commit, from whatever thread made it) is copied to
+each open connection's queue at once. Every incident event gets a sequence number and is
+kept in a short history: a browser that reconnects sends `Last-Event-ID` and is replayed
+what it missed, or told to reload its list when the gap is older than the history.
+Camera status is a snapshot sent every second while someone listens; it is not replayed.
+
+`LatestJpeg` also lives here: the camera wall's picture of each camera, encoded at most once
+a second by the analysis thread so that viewers never cost a decode.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import secrets
+import threading
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import cv2
+
+from alerts.storage import IncidentStore
+from alerts.views import Incident
+from ingest.frame import Frame
+
+log = logging.getLogger(__name__)
+
+HISTORY_SIZE = 1000
+QUEUE_SIZE = 500
+CAMERA_INTERVAL_S = 1.0
+RETRY_MS = 1000
+
+Visible = Callable[[str | None], bool]
+"""Whether a grid cell (None: camera outside every cell) is in the viewer's scope."""
+
+
+@dataclass(frozen=True, slots=True)
+class FeedEvent:
+    """One incident change as sent; `at` is the server's Unix time when it was published."""
+
+    epoch: str
+    seq: int
+    grid_cell: str | None
+    data: dict[str, Any]
+    at: float
+
+    def encode(self) -> bytes:
+        body = json.dumps({**self.data, "seq": self.seq, "sent_at": self.at})
+        return f"id: {self.epoch}-{self.seq}\nevent: incident\ndata: {body}\n\n".encode()
+
+
+@dataclass(eq=False)
+class _Listener:
+    visible: Visible
+    loop: asyncio.AbstractEventLoop
+    queue: asyncio.Queue[FeedEvent | None] = field(
+        default_factory=lambda: asyncio.Queue(QUEUE_SIZE))
+    overflowed: bool = False
+
+    def offer(self, event: FeedEvent | None) -> None:
+        """Runs on the listener's loop; a listener that cannot keep up is dropped, and its
+        browser reconnects and catches up from the history."""
+        if self.overflowed:
+            return
+        try:
+            self.queue.put_nowait(event)
+        except asyncio.QueueFull:
+            self.overflowed = True
+            log.warning("live feed: a console connection fell %d events behind; closing it",
+                        QUEUE_SIZE)
+            self.queue.get_nowait()
+            self.queue.put_nowait(None)
+
+
+class LiveFeed:
+    """Fans committed incident changes and camera status out to console connections.
+
+    `cameras` returns the cameras' health (`Service.camera_health`); it is called from a
+    worker thread once a second while at least one connection is open.
+    """
+
+    def __init__(self, store: IncidentStore, cameras: Callable[[], list[dict[str, Any]]],
+                 *, camera_interval_s: float = CAMERA_INTERVAL_S) -> None:
+        self.store = store
+        self.cameras = cameras
+        self.camera_interval_s = camera_interval_s
+        # Event ids are "<epoch>-<seq>": after a restart the sequence starts again, and the
+        # epoch tells a reconnecting browser that its last id means nothing here any more.
+        self.epoch = secrets.token_hex(4)
+        self._history: deque[FeedEvent] = deque(maxlen=HISTORY_SIZE)
+        self._next_seq = 1
+        self._lock = threading.Lock()
+        self._listeners: set[_Listener] = set()
+        self._unsubscribe: Callable[[], None] | None = None
+        self._closed = threading.Event()
+
+    def start(self) -> None:
+        if self._unsubscribe is None:
+            self._unsubscribe = self.store.subscribe(self.publish)
+
+    def close(self) -> None:
+        """Stop hearing the store and end every open stream."""
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
+        self._closed.set()
+        with self._lock:
+            listeners = list(self._listeners)
+        for listener in listeners:
+            _call_soon(listener, None)
+
+    @property
+    def listeners(self) -> int:
+        return len(self._listeners)
+
+    def publish(self, incident: Incident) -> FeedEvent:
+        """The store's subscriber: runs in the committing thread, so it only hands over."""
+        data = {"change": "opened" if incident.version == 1 else "changed",
+                "incident": incident.to_api()}
+        with self._lock:
+            event = FeedEvent(self.epoch, self._next_seq, incident.grid_cell, data, time.time())
+            self._next_seq += 1
+            self._history.append(event)
+            listeners = [li for li in self._listeners if li.visible(event.grid_cell)]
+        for listener in listeners:
+            _call_soon(listener, event)
+        return event
+
+    def _attach(self, visible: Visible, last_event_id: str | None
+                ) -> tuple[_Listener, list[FeedEvent], bool]:
+        """Register a listener and take the history it missed under one lock, so that no
+        event falls between the replay and the live queue. The flag says the browser missed
+        more than the history holds and must reload its list."""
+        listener = _Listener(visible, asyncio.get_running_loop())
+        with self._lock:
+            self._listeners.add(listener)
+            if not last_event_id:
+                return listener, [], False
+            epoch, _, seq = last_event_id.strip().partition("-")
+            if epoch != self.epoch or not seq.isdigit() or int(seq) >= self._next_seq:
+                return listener, [], True
+            last_id = int(seq)
+            missed = [e for e in self._history if e.seq > last_id and visible(e.grid_cell)]
+            oldest = self._history[0].seq if self._history else self._next_seq
+        return listener, missed, last_id + 1 < oldest
+
+    def _detach(self, listener: _Listener) -> None:
+        with self._lock:
+            self._listeners.discard(listener)
+
+    async def stream(self, visible: Visible, last_event_id: str | None = None
+                     ) -> AsyncIterator[bytes]:
+        """The body of one `text/event-stream` response for a viewer of `visible` cells."""
+        listener, missed, gap = self._attach(visible, last_event_id)
+        try:
+            yield f"retry: {RETRY_MS}\n\n".encode()
+            if gap:
+                yield b"event: reset\ndata: {}\n\n"
+            for event in missed:
+                yield event.encode()
+            yield self._camera_message(visible, await self._camera_snapshot())
+            async for chunk in self._follow(listener):
+                yield chunk
+        finally:
+            self._detach(listener)
+
+    async def _follow(self, listener: _Listener) -> AsyncIterator[bytes]:
+        """Incident events as they come; between them, the camera snapshot every interval
+        (which also keeps proxies from closing an idle connection)."""
+        next_cameras = time.monotonic() + self.camera_interval_s
+        while not self._closed.is_set():
+            timeout = max(0.0, next_cameras - time.monotonic())
+            try:
+                event = await asyncio.wait_for(listener.queue.get(), timeout)
+            except TimeoutError:
+                next_cameras = time.monotonic() + self.camera_interval_s
+                yield self._camera_message(listener.visible, await self._camera_snapshot())
+                continue
+            if event is None:
+                return
+            yield event.encode()
+
+    async def _camera_snapshot(self) -> list[dict[str, Any]]:
+        try:
+            return await asyncio.to_thread(self.cameras)
+        except Exception:
+            log.exception("live feed: could not read camera health")
+            return []
+
+    @staticmethod
+    def _camera_message(visible: Visible, cameras: list[dict[str, Any]]) -> bytes:
+        shown = [camera_summary(c) for c in cameras if visible(c.get("grid_cell"))]
+        body = json.dumps({"cameras": shown, "sent_at": time.time()})
+        return f"event: cameras\ndata: {body}\n\n".encode()
+
+
+def camera_summary(health: dict[str, Any]) -> dict[str, Any]:
+    """What a camera wall tile shows, from `CameraPipeline.health()`."""
+    counters = health.get("counters") or {}
+    analysis = health.get("last_analysis") or {}
+    preview = health.get("preview") or {}
+    return {
+        "id": health["id"],
+        "name": health.get("name") or health["id"],
+        "grid_cell": health.get("grid_cell"),
+        "state": health.get("state"),
+        "reason": health.get("reason"),
+        "since": health.get("since"),
+        "last_frame_age_s": counters.get("last_frame_age_s"),
+        "frames_decoded": counters.get("frames_decoded"),
+        "frames_dropped": counters.get("frames_dropped"),
+        "reconnects": counters.get("reconnects"),
+        "bitrate_bps": counters.get("bitrate_bps"),
+        "analysed": counters.get("analysed"),
+        "detections": len(analysis.get("detections") or []),
+        "preview_seq": preview.get("seq"),
+        "preview_wall": preview.get("wall"),
+    }
+
+
+def _call_soon(listener: _Listener, event: FeedEvent | None) -> None:
+    try:
+        listener.loop.call_soon_threadsafe(listener.offer, event)
+    except RuntimeError:
+        log.debug("live feed: listener's event loop is closed")
+
+
+class LatestJpeg:
+    """The newest frame of a camera as a small JPEG, re-encoded at most every `interval_s`.
+
+    Called by the analysis thread with every frame it takes; the cheap time check comes first
+    so that a 25 fps camera pays for one resize and encode a second.
+    """
+
+    def __init__(self, interval_s: float = 1.0, max_width: int = 640, quality: int = 75) -> None:
+        self.interval_s = interval_s
+        self.max_width = max_width
+        self.quality = quality
+        self.seq = 0
+        self.wall: float | None = None
+        self.size: tuple[int, int] | None = None
+        self._jpeg: bytes | None = None
+        self._encoded_at = 0.0
+
+    def offer(self, frame: Frame) -> bool:
+        now = time.monotonic()
+        if self._jpeg is not None and now - self._encoded_at < self.interval_s:
+            return False
+        image = frame.bgr()
+        height, width = image.shape[:2]
+        if width > self.max_width:
+            scaled = round(height * self.max_width / width)
+            image = cv2.resize(image, (self.max_width, scaled), interpolation=cv2.INTER_AREA)
+        ok, encoded = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, self.quality])
+        if not ok:
+            log.warning("camera %s: preview frame %d could not be encoded", frame.camera_id,
+                        frame.index)
+            return False
+        self._jpeg, self._encoded_at = encoded.tobytes(), now
+        self.wall, self.size = frame.wall, (width, height)
+        self.seq += 1
+        return True
+
+    @property
+    def jpeg(self) -> bytes | None:
+        return self._jpeg
+
+    def info(self) -> dict[str, Any]:
+        return {"seq": self.seq, "wall": self.wall,
+                "width": None if self.size is None else self.size[0],
+                "height": None if self.size is None else self.size[1]}
