@@ -23,6 +23,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Text,
+    UniqueConstraint,
     false,
     text,
 )
@@ -126,6 +127,16 @@ class IncidentRow(Base):
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
     version: Mapped[int] = mapped_column(Integer)
+    # Deadlines are stamped once by the escalation job when it first sees the incident, so
+    # a later change of the configured deadlines never moves an incident's due times.
+    ack_due_at: Mapped[datetime | None]
+    resolve_due_at: Mapped[datetime | None]
+    # When the escalation job must look at the incident again (None: nothing pending).
+    next_check_at: Mapped[datetime | None]
+    overdue_ack: Mapped[bool] = mapped_column(default=False, server_default=false())
+    overdue_resolve: Mapped[bool] = mapped_column(default=False, server_default=false())
+    escalation_level: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    escalated_to: Mapped[str | None] = mapped_column(String(64))
 
     __mapper_args__ = {  # noqa: RUF012 - read once by the mapper
         "version_id_col": version,
@@ -139,6 +150,7 @@ class IncidentRow(Base):
         Index("ix_incidents_status_start", "status", "start_wall"),
         Index("ix_incidents_grid_cell_start", "grid_cell", "start_wall"),
         Index("ix_incidents_dedup_key_end", "dedup_key", "end_wall"),
+        Index("ix_incidents_next_check_at", "next_check_at"),
         Index(
             "uq_incidents_open_dedup_key", "dedup_key", unique=True,
             sqlite_where=text("end_wall IS NULL"), postgresql_where=text("end_wall IS NULL"),
@@ -191,3 +203,105 @@ class OutboxRow(Base):
             postgresql_where=text("delivered_at IS NULL AND NOT dead"),
         ),
     )
+
+
+class UserRow(Base):
+    """A person or machine account: a role and the grid node it may see (`city`: all)."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(AutoId, primary_key=True, autoincrement=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    password_hash: Mapped[str | None] = mapped_column(String(255))
+    role: Mapped[str] = mapped_column(String(16))
+    scope: Mapped[str] = mapped_column(String(64))
+    disabled: Mapped[bool] = mapped_column(default=False, server_default=false())
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class SessionRow(Base):
+    """A console login. Only the SHA-256 of the cookie value is kept, so a database dump
+    does not hand out live sessions; the CSRF token is not secret on its own."""
+
+    __tablename__ = "sessions"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    ip: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+    last_seen_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+
+    __table_args__ = (
+        Index("ix_sessions_user_id", "user_id"),
+        Index("ix_sessions_expires_at", "expires_at"),
+    )
+
+
+class ApiTokenRow(Base):
+    """A machine's bearer token, acting as its user. Stored as SHA-256: tokens are 256
+    random bits, so a slow password hash would add nothing but latency to every request."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(AutoId, primary_key=True, autoincrement=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(128))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime | None]
+    last_used_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+
+    __table_args__ = (
+        Index("ix_api_tokens_user_id", "user_id"),
+        UniqueConstraint("user_id", "name", name="uq_api_tokens_user_id_name"),
+    )
+
+
+class AuditRow(Base):
+    """One operator or system action: who, when, what, on what, from where, and outcome.
+
+    Failed logins are rows too, which is what the login rate limit counts, so the limit
+    holds across restarts and across nodes sharing the database.
+    """
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(AutoId, primary_key=True, autoincrement=True)
+    at: Mapped[datetime]
+    actor: Mapped[str] = mapped_column(String(128))
+    action: Mapped[str] = mapped_column(String(64))
+    target: Mapped[str | None] = mapped_column(String(128))
+    ip: Mapped[str | None] = mapped_column(String(64))
+    details: Mapped[dict[str, Any]]
+
+    __table_args__ = (
+        Index("ix_audit_log_at", "at"),
+        Index("ix_audit_log_action_actor_at", "action", "actor", "at"),
+        Index("ix_audit_log_target_at", "target", "at"),
+    )
+
+
+class OutboxDeliveryRow(Base):
+    """Where one outbox message stands with one sink (by the sink's configured name).
+
+    A message is retried as a whole but re-sent only to the sinks without a row marked
+    delivered here, so a sink that acknowledged is not sent the message again because
+    another sink failed.
+    """
+
+    __tablename__ = "outbox_deliveries"
+
+    outbox_id: Mapped[int] = mapped_column(
+        AutoId, ForeignKey("outbox.id", ondelete="CASCADE"), primary_key=True,
+    )
+    sink: Mapped[str] = mapped_column(String(64), primary_key=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    delivered_at: Mapped[datetime | None]
+    dead: Mapped[bool] = mapped_column(default=False, server_default=false())
+    last_error: Mapped[str | None] = mapped_column(Text)
+    last_attempt_at: Mapped[datetime | None]

@@ -19,7 +19,7 @@ log = logging.getLogger(__name__)
 
 Topic = Literal[
     "incident.opened", "incident.updated", "incident.reopened", "incident.ended",
-    "incident.status",
+    "incident.status", "incident.escalated",
 ]
 
 

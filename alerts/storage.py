@@ -270,11 +270,14 @@ class IncidentStore:
         actor: str,
         note: str | None = None,
         expected_version: int | None = None,
+        on_change: Callable[[Session, Incident], None] | None = None,
     ) -> Incident:
         """Move an incident to another operator status and record who, when and why.
 
         `expected_version` is the version the operator saw; if the incident changed since,
-        `ConcurrentUpdate` is raised instead of acting on stale information.
+        `ConcurrentUpdate` is raised instead of acting on stale information. `on_change`
+        runs inside the transaction with the changed incident (the API writes its audit
+        entry there, so both commit or neither does).
         """
         target = Status.parse(to_status, "to_status")
         if not actor or not actor.strip():
@@ -299,12 +302,16 @@ class IncidentStore:
             row.status = target.value
             row.updated_at = now
             row.version += 1
+            # The escalation job re-derives which deadline still runs (a reopen restarts one).
+            row.next_check_at = now
             session.flush()
             incident = incident_view(session, row)
             enqueue(
                 session, incident, "incident.status",
                 transition=Transition.from_row(record).to_api(),
             )
+            if on_change is not None:
+                on_change(session, incident)
         log.info("incident %s: %s -> %s by %s", incident_id, current, target, record.actor)
         self.announce(incident)
         return incident
@@ -331,6 +338,7 @@ class IncidentStore:
         status: str | Iterable[str] | None = None,
         zone: str | None = None,
         grid_cells: set[str] | None = None,
+        overdue: bool | None = None,
         since: datetime | None = None,
         until: datetime | None = None,
         limit: int = 100,
@@ -341,7 +349,8 @@ class IncidentStore:
 
         `since`/`until` bound the start time (since <= start < until). `grid_cells` scopes the
         list to those cells: an empty set matches nothing, and incidents of cameras without a
-        cell are outside every scope. `status` takes one status or several.
+        cell are outside every scope. `status` takes one status or several. `overdue` keeps
+        incidents that missed a deadline (True) or missed none (False).
         """
         if not 1 <= limit <= MAX_LIMIT:
             raise ValueError(f"limit: {limit} is outside 1-{MAX_LIMIT}")
@@ -352,6 +361,9 @@ class IncidentStore:
         statuses = _statuses(status)
         if statuses is not None:
             query = query.where(IncidentRow.status.in_([s.value for s in statuses]))
+        if overdue is not None:
+            missed = or_(IncidentRow.overdue_ack, IncidentRow.overdue_resolve)
+            query = query.where(missed if overdue else ~missed)
         if _aware(since, "since") is not None:
             query = query.where(IncidentRow.start_wall >= since)
         if _aware(until, "until") is not None:

@@ -50,7 +50,8 @@ class Incident:
     prints); `start_wall`/`end_wall` are aware UTC datetimes for the API and console.
     `end` is None while the condition lasts. `snapshot` and `clip` are paths relative to the
     evidence directory. `transitions` counts status changes; `history` lists them only when
-    the incident was read with `IncidentStore.get_incident`.
+    the incident was read with `IncidentStore.get_incident`. The deadline fields are
+    stamped by the escalation job (`alerts.escalation`); None until it has seen the incident.
     """
 
     id: str
@@ -74,6 +75,16 @@ class Incident:
     created_at: datetime
     updated_at: datetime
     history: tuple[Transition, ...] = ()
+    ack_due_at: datetime | None = None
+    resolve_due_at: datetime | None = None
+    overdue_ack: bool = False
+    overdue_resolve: bool = False
+    escalation_level: int = 0
+    escalated_to: str | None = None
+
+    @property
+    def overdue(self) -> bool:
+        return self.overdue_ack or self.overdue_resolve
 
     @classmethod
     def from_row(
@@ -101,6 +112,12 @@ class Incident:
             created_at=row.created_at,
             updated_at=row.updated_at,
             history=history,
+            ack_due_at=row.ack_due_at,
+            resolve_due_at=row.resolve_due_at,
+            overdue_ack=bool(row.overdue_ack),
+            overdue_resolve=bool(row.overdue_resolve),
+            escalation_level=row.escalation_level or 0,
+            escalated_to=row.escalated_to,
         )
 
     def to_json(self) -> dict:
@@ -133,4 +150,15 @@ class Incident:
             "transitions": self.transitions,
             "created_at": self.created_at.isoformat(),
             "updated_at": self.updated_at.isoformat(),
+            "ack_due_at": _iso(self.ack_due_at),
+            "resolve_due_at": _iso(self.resolve_due_at),
+            "overdue": self.overdue,
+            "overdue_ack": self.overdue_ack,
+            "overdue_resolve": self.overdue_resolve,
+            "escalation_level": self.escalation_level,
+            "escalated_to": self.escalated_to,
         }
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()

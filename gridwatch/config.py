@@ -15,6 +15,8 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from alerts.escalation import DeadlinesSpec
+from alerts.grid import GridSpec
 from detectors.zones import ZoneSpec
 from ingest.options import StreamOptions
 from ingest.redact import redact
@@ -53,6 +55,20 @@ class ApiConfig(Strict):
 
 class AnalysisConfig(Strict):
     fps: float = Field(default=5.0, gt=0, le=60, description="Analysed frames per second")
+
+
+class AuthConfig(Strict):
+    """Console logins and the first administrator (its password comes from the
+    environment, GRIDWATCH_ADMIN_PASSWORD, or is generated and logged once)."""
+
+    admin_username: str = Field(default="admin", min_length=1, max_length=64)
+    session_hours: float = Field(default=12.0, gt=0, le=24 * 30,
+                                 description="A console session ends this long after login")
+    cookie_secure: bool = Field(default=False,
+                                description="Send the session cookie over HTTPS only")
+    login_max_failures: int = Field(default=5, ge=1,
+                                    description="Failed logins per username and address ...")
+    login_window_s: float = Field(default=60.0, gt=0, description="... within this window")
 
 
 class CameraConfig(Strict):
@@ -94,6 +110,9 @@ class Config(Strict):
     api: ApiConfig = Field(default_factory=ApiConfig)
     analysis: AnalysisConfig = Field(default_factory=AnalysisConfig)
     incident_cooldown_s: float = Field(default=60.0, ge=0)
+    grid: GridSpec = Field(default_factory=GridSpec)
+    auth: AuthConfig = Field(default_factory=AuthConfig)
+    deadlines: DeadlinesSpec = Field(default_factory=DeadlinesSpec)
 
     @model_validator(mode="after")
     def _unique_camera_ids(self) -> Config:
@@ -139,9 +158,27 @@ def parse_config(data: Any, source: str = "<config>") -> Config:
     if not isinstance(data, dict):
         raise ConfigError(source, ["(top level): must be a mapping of settings"])
     try:
-        return Config.model_validate(data)
+        config = Config.model_validate(data)
     except ValidationError as err:
         raise ConfigError(source, _problems(err)) from None
+    problems = _grid_problems(config)
+    if problems:
+        raise ConfigError(source, problems)
+    return config
+
+
+def _grid_problems(config: Config) -> list[str]:
+    """Cameras naming a cell the configured hierarchy lacks (none without a hierarchy)."""
+    city = config.grid.city
+    if city is None:
+        return []
+    cells = sorted(node.id for node, level in city.walk() if level == "cell")
+    return [
+        f"cameras[{i}].grid_cell: unknown grid cell {cam.grid_cell!r} "
+        f"(known: {', '.join(cells)})"
+        for i, cam in enumerate(config.cameras)
+        if cam.grid_cell is not None and cam.grid_cell not in cells
+    ]
 
 
 def load_config(path: Path | str | None) -> Config:

@@ -16,13 +16,17 @@ from typing import Any
 import uvicorn
 from sqlalchemy.engine import make_url
 
+from alerts.escalation import EscalationJob, Escalator
 from alerts.evidence import EvidenceWriter
+from alerts.grid import Grid
 from alerts.incidents import IncidentManager
 from alerts.storage import IncidentStore, open_store
 from detectors.backends.base import Detector
 from detectors.backends.factory import create_detector
 from detectors.pipeline import CameraAnalyzer
 from gridwatch.api import create_app
+from gridwatch.auth import Accounts
+from gridwatch.auth.bootstrap import ensure_admin
 from gridwatch.config import CameraConfig, Config
 from gridwatch.live import LatestJpeg
 from gridwatch.sources import analysis_url, camera_options
@@ -131,6 +135,15 @@ class Service:
         self.store: IncidentStore = open_store(config.storage.url)
         self.evidence = EvidenceWriter(config.storage.evidence_dir)
         cells = {c.id: c.grid_cell for c in config.cameras}
+        self.grid = Grid.from_spec(config.grid, cells)
+        auth = config.auth
+        self.accounts = Accounts(self.store, self.grid, session_hours=auth.session_hours,
+                                 login_max_failures=auth.login_max_failures,
+                                 login_window_s=auth.login_window_s,
+                                 cookie_secure=auth.cookie_secure)
+        ensure_admin(self.accounts, auth.admin_username)
+        self.escalation = EscalationJob(Escalator(self.store, self.grid, config.deadlines),
+                                        config.deadlines.check_interval_s)
         self.manager = IncidentManager(self.store, self.evidence,
                                        cooldown_s=config.incident_cooldown_s,
                                        grid_cell_of=cells.get)
@@ -144,6 +157,7 @@ class Service:
         ]
 
     def start(self) -> None:
+        self.escalation.start()
         for pipeline in self.pipelines:
             pipeline.start()
         log.info("watching %d camera(s)", len(self.pipelines))
@@ -151,6 +165,7 @@ class Service:
     def stop(self) -> None:
         for pipeline in self.pipelines:
             pipeline.stop()
+        self.escalation.stop()
         self.store.close()
 
     def camera_health(self) -> list[dict[str, Any]]:
