@@ -1,0 +1,151 @@
+"""Video files, GIFs and network cameras (RTSP & co.) decoded with PyAV."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+from urllib.parse import urlsplit
+
+import av
+import av.error
+
+from ingest.counters import CameraCounters
+from ingest.errors import SourceError, classify
+from ingest.frame import Frame
+from ingest.options import StreamOptions
+from ingest.source import MediaClock, Pacer, Source
+from ingest.state import CameraState
+
+log = logging.getLogger(__name__)
+
+DEFAULT_INTERVAL_S = 1 / 25
+
+
+class AvSource(Source):
+    """One PyAV container and its first video stream.
+
+    Opened in the constructor so a bad URL fails at `open_source` with a classified
+    `SourceError`; files with `loop=True` are re-opened at the end rather than seeked,
+    which works the same for every container (GIF included).
+    """
+
+    def __init__(self, uri: str, options: StreamOptions, camera_id: str = "",
+                 counters: CameraCounters | None = None, *, live: bool) -> None:
+        super().__init__(uri, options, camera_id, counters)
+        self.live = live
+        self._uri = uri
+        self._skip_applied: str | None = None
+        self._container = self._open()
+        stream = self._container.streams.video[0]
+        rate = stream.average_rate or stream.guessed_rate
+        self._clock = MediaClock(1 / float(rate) if rate else DEFAULT_INTERVAL_S)
+        self._pacer = Pacer(self._interrupted) if options.realtime and not live else None
+        self._index = 0
+        self._delivered = False
+
+    def _av_options(self) -> tuple[dict[str, str], tuple[float, float] | None]:
+        if not self.live:
+            return {}, None
+        opts: dict[str, str] = {}
+        if urlsplit(self._uri).scheme.lower() in ("rtsp", "rtsps"):
+            opts |= {"rtsp_transport": self.options.transport, "allowed_media_types": "video"}
+        if self.options.low_latency:
+            opts |= {"fflags": "nobuffer", "probesize": str(self.options.probe_size),
+                     "analyzeduration": str(int(self.options.analyze_duration_s * 1e6))}
+        return opts, (self.options.open_timeout_s, self.options.read_timeout_s)
+
+    def _open(self) -> av.container.InputContainer:
+        container_options, timeout = self._av_options()
+        started = time.monotonic()
+        try:
+            container = av.open(self._uri, container_options=container_options,
+                                timeout=timeout)
+        except (av.FFmpegError, OSError) as exc:
+            raise self._open_error(exc, time.monotonic() - started) from None
+        if not container.streams.video:
+            container.close()
+            raise SourceError(CameraState.UNSUPPORTED, f"no video stream in {self.display_uri}")
+        stream = container.streams.video[0]
+        if stream.codec_context is None:
+            container.close()
+            raise SourceError(CameraState.UNSUPPORTED,
+                              f"no decoder for the video codec of {self.display_uri}")
+        threads = self.options.decoder_threads
+        stream.codec_context.thread_count = threads
+        stream.codec_context.thread_type = "SLICE" if threads == 1 else "AUTO"
+        self._skip_applied = None
+        log.debug("%s: opened %s in %.2f s", self.camera_id, self.display_uri,
+                  time.monotonic() - started)
+        return container
+
+    def _open_error(self, exc: BaseException, elapsed: float) -> SourceError:
+        # PyAV's interrupt during the RTSP handshake surfaces as InvalidDataError, which
+        # would read as "unsupported": a failure that took the whole open timeout is a
+        # camera that did not answer.
+        timeout = self.options.open_timeout_s
+        if self.live and elapsed >= timeout * 0.95:
+            return SourceError(CameraState.OFFLINE,
+                               f"no answer from {self.display_uri} within {timeout:g} s")
+        error = classify(exc, connected=False)
+        return SourceError(error.state, f"{self.display_uri}: {error.reason}")
+
+    def frames(self) -> Iterator[Frame]:
+        while True:
+            yield from self._one_pass()
+            if self.live or not self.options.loop or self._interrupted.is_set():
+                return
+            self._container.close()
+            self._container = self._open()
+            self._clock.restart()
+
+    def _one_pass(self) -> Iterator[Frame]:
+        stream = self._container.streams.video[0]
+        packets = self._container.demux(stream)
+        while not self._interrupted.is_set():
+            try:
+                packet = next(packets, None)
+            except (av.FFmpegError, OSError) as exc:
+                raise self._read_error(exc) from None
+            if packet is None:
+                return
+            if packet.size:
+                self.counters.packet(packet.size)
+            self._apply_skip(stream.codec_context)
+            try:
+                decoded = packet.decode()
+            except av.FFmpegError as exc:
+                # Damaged data: the decoder resynchronises at the next good picture.
+                self.counters.decode_errors += 1
+                log.debug("%s: decode error: %s", self.camera_id, type(exc).__name__)
+                continue
+            for video_frame in decoded:
+                frame = self._frame(video_frame)
+                if self._pacer is not None and not self._pacer.wait(frame.t):
+                    return
+                self.counters.frame()
+                self._delivered = True
+                yield frame
+
+    def _read_error(self, exc: BaseException) -> SourceError:
+        error = classify(exc, connected=self._delivered)
+        return SourceError(error.state, f"{self.display_uri}: {error.reason}")
+
+    def _apply_skip(self, codec_context: av.VideoCodecContext) -> None:
+        wanted = "NONKEY" if self._keyframes_only else "DEFAULT"
+        if wanted != self._skip_applied:
+            codec_context.skip_frame = wanted
+            self._skip_applied = wanted
+
+    def _frame(self, video_frame: av.VideoFrame) -> Frame:
+        frame = Frame(
+            camera_id=self.camera_id, index=self._index, t=self._clock.t(video_frame.time),
+            wall=time.time(), keyframe=bool(video_frame.key_frame),
+            width=video_frame.width, height=video_frame.height, video_frame=video_frame,
+        )
+        self._index += 1
+        return frame
+
+    def close(self) -> None:
+        super().close()
+        self._container.close()
