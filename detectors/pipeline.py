@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from detectors.backends.base import Detector
 from detectors.detection import Detection
 from detectors.events import Event
-from detectors.rules import PresenceRule, ZoneObservation, build_rule
+from detectors.rules import Rule, ZoneObservation, build_rule
+from detectors.tracking import ObjectTracker, TrackerSettings
 from detectors.zones import Zone, ZoneSpec
 from ingest.frame import Frame
 
@@ -54,7 +55,8 @@ class CameraAnalyzer:
         self.conf = conf
         self._zones: list[Zone] = []
         self._size: tuple[int, int] | None = None
-        self._rules: dict[str, list[PresenceRule]] = {
+        self.tracker = ObjectTracker(settings=TrackerSettings(frame_rate=analysis_fps or 25.0))
+        self._rules: dict[str, list[Rule]] = {
             z.id: [build_rule(r) for r in z.rules] for z in self.zone_specs
         }
         self._classes = self._wanted_classes()
@@ -65,7 +67,7 @@ class CameraAnalyzer:
 
     def _wanted_classes(self) -> set[int] | None:
         """Restrict the detector to classes some rule asks for (None: report everything)."""
-        wanted = {c for rules in self._rules.values() for r in rules for c in r.spec.classes}
+        wanted = {c for rules in self._rules.values() for r in rules for c in r.classes}
         if not wanted:
             return None
         names = list(self.detector.names)
@@ -75,6 +77,7 @@ class CameraAnalyzer:
         if self._size != (frame.width, frame.height):
             self._size = (frame.width, frame.height)
             self._zones = [Zone(z, frame.width, frame.height) for z in self.zone_specs]
+            self.tracker.set_zones(self._zones)
 
     def due(self, frame: Frame) -> bool:
         if self.analysis_fps is None or self._last_t is None:
@@ -91,6 +94,7 @@ class CameraAnalyzer:
         self.frames_analysed += 1
         self._bind(frame)
         detections = self.detector.detect(frame.bgr(), conf=self.conf, classes=self._classes)
+        self.tracker.update(detections, frame.t)
         result = FrameResult(frame, detections, {})
         for zone in self._zones:
             inside = [d for d in detections if zone.contains(d.foot)]
@@ -101,7 +105,7 @@ class CameraAnalyzer:
             details = {"polygon": [list(p) for p in zone.spec.polygon],
                        "zone_name": zone.spec.name or zone.id}
             obs = ZoneObservation(self.camera_id, zone.id, frame.t, frame.wall, inside, frame,
-                                  details)
+                                  details, self.tracker.in_zone(zone.id), zone)
             for rule in self._rules[zone.id]:
                 event = rule.observe(obs)
                 if event is not None:

@@ -6,8 +6,9 @@ import logging
 
 import cv2
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from detectors.calibration import GroundCalibration
 from detectors.rules import RuleSpec
 
 log = logging.getLogger(__name__)
@@ -26,6 +27,9 @@ class ZoneSpec(BaseModel):
     area_m2: float | None = Field(
         default=None, gt=0, description="Real ground area of the zone, for density rules.",
     )
+    calibration: GroundCalibration | None = Field(
+        default=None, description="Pixels to ground metres, for speeds in m/s.",
+    )
     rules: list[RuleSpec] = Field(default_factory=list)
 
     @field_validator("polygon")
@@ -39,6 +43,16 @@ class ZoneSpec(BaseModel):
         if abs(_shoelace(pts)) < 1e-6:
             raise ValueError("has no area (points are collinear or repeated)")
         return pts
+
+    @model_validator(mode="after")
+    def _area_for_density(self) -> ZoneSpec:
+        for i, rule in enumerate(self.rules):
+            if rule.needs_area and self.area_m2 is None:
+                raise ValueError(
+                    f"rules[{i}] counts people per square metre: set the zone's area_m2 "
+                    "(its real ground area) or turn density off (density: null)"
+                )
+        return self
 
 
 def _shoelace(pts: list[tuple[float, float]]) -> float:

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from alerts.escalation import DeadlinesSpec
 from alerts.grid import GridSpec
+from detectors.rules import RULE_TAGS
 from detectors.zones import ZoneSpec
 from ingest.options import StreamOptions
 from ingest.redact import redact
@@ -146,7 +147,7 @@ def _path(loc: tuple[Any, ...]) -> str:
 def _problems(err: ValidationError) -> list[str]:
     lines = []
     for e in err.errors(include_url=False, include_input=False):
-        loc = tuple(p for p in e["loc"] if p not in {"presence"})
+        loc = tuple(p for p in e["loc"] if p not in RULE_TAGS)
         msg = e["msg"].removeprefix("Value error, ")
         lines.append(f"{_path(loc)}: {redact(msg)}")
     return lines

@@ -1,0 +1,136 @@
+"""What every rule shares: the observation it reads, the settings of its episode, what a
+condition reports when it holds.
+
+A rule is one episode (start, updates, end: one incident) over one or more conditions; it is
+on while any condition holds. Several conditions share one episode so that, for example, a
+crowd that gathers and then surges is one incident that escalates, not two that flap.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Literal, Protocol
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from detectors.detection import Detection
+from detectors.rules.timewindows import TimeWindow
+
+if TYPE_CHECKING:
+    from detectors.tracking import Track
+    from detectors.zones import Zone
+
+log = logging.getLogger(__name__)
+
+Severity = Literal["low", "medium", "high", "critical"]
+SEVERITY_RANK: dict[str, int] = {"low": 0, "medium": 1, "high": 2, "critical": 3}
+
+
+@dataclass(slots=True)
+class ZoneObservation:
+    """What one analysed frame shows inside one zone.
+
+    `detections` are the frame's detections whose foot point is in the zone; `tracks` the
+    tracks seen in this frame inside the zone (their dwell, stationarity and speed); `region`
+    the zone's geometry bound to the frame size (for rules that look at pixels or areas).
+    """
+
+    camera: str
+    zone: str
+    t: float
+    wall: float
+    detections: list[Detection]
+    frame: object | None = None
+    details: dict = field(default_factory=dict)
+    tracks: list[Track] = field(default_factory=list)
+    region: Zone | None = None
+
+
+@dataclass(slots=True)
+class Finding:
+    """A condition holding in one frame, with its evidence."""
+
+    objects: dict[str, int]
+    detections: list[Detection]
+    score: float
+    details: dict = field(default_factory=dict)
+    severity: Severity | None = None
+
+
+class Condition(Protocol):
+    """One reason for a rule to be on. `evaluate` runs on every observation (also outside the
+    rule's time windows) so that baselines and backgrounds keep learning."""
+
+    name: str
+    classes: frozenset[str]
+
+    def evaluate(self, obs: ZoneObservation) -> Finding | None: ...
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class RuleCommon(Strict):
+    """Settings of the episode every rule type shares."""
+
+    id: str | None = Field(default=None, description="Defaults to the kind.")
+    kind: str = Field(default="presence", min_length=1, description="Incident kind it raises.")
+    severity: Severity = "medium"
+    start_after_s: float = Field(
+        default=0.0, ge=0, description="Start hysteresis: the condition must hold this long.",
+    )
+    end_after_s: float = Field(
+        default=10.0, ge=0, description="End hysteresis: the condition must be absent this long.",
+    )
+    cooldown_s: float = Field(
+        default=0.0, ge=0, description="After an end, no new start for this long.",
+    )
+    update_every_s: float = Field(
+        default=10.0, gt=0, description="At most one update event per this many seconds.",
+    )
+    windows: list[TimeWindow] = Field(
+        default_factory=list, description="Armed only inside one of these (none: always).",
+    )
+
+    @property
+    def rule_id(self) -> str:
+        return self.id or self.kind
+
+    @property
+    def needs_area(self) -> bool:
+        """True when the rule measures per square metre and so needs the zone's `area_m2`."""
+        return False
+
+    def armed(self, wall: float) -> bool:
+        return not self.windows or any(w.contains(wall) for w in self.windows)
+
+
+class Sustained:
+    """A raw per-frame condition that must hold for `duration_s`, forgiving gaps up to
+    `tolerance_s` (a missed detection is not the crowd leaving)."""
+
+    def __init__(self, duration_s: float, tolerance_s: float) -> None:
+        self.duration_s = duration_s
+        self.tolerance_s = tolerance_s
+        self._since: float | None = None
+        self._last_true = 0.0
+
+    def update(self, t: float, holds: bool) -> bool:
+        if not holds:
+            return False
+        if self._since is None or t - self._last_true > self.tolerance_s:
+            self._since = t
+        self._last_true = t
+        return t - self._since >= self.duration_s
+
+    def held_for(self, t: float) -> float:
+        return 0.0 if self._since is None else t - self._since
+
+
+def count_objects(detections: list[Detection]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for d in detections:
+        counts[d.cls] = counts.get(d.cls, 0) + 1
+    return counts

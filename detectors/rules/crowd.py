@@ -1,0 +1,201 @@
+"""Crowd conditions: gathering, over-density, and a surge or sudden dispersal.
+
+- gathering: at least `min_count` people in the zone for `min_duration_s`;
+- density: people per square metre of the zone's real `area_m2` at least `min_per_m2`;
+- surge: the crowd's typical speed jumps well above its own recent baseline within seconds.
+  Speeds are in object sizes per second (a track's speed over its box size), so people near
+  and far from the camera count alike and no calibration is needed. Whether the motion points
+  away from the crowd's centre (dispersal: people fleeing) or not (a surge: running, pushing)
+  is reported in the event's details.
+Counts use the frame's detections (a person counts before a track is confirmed); speeds use
+tracks.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections import deque
+from typing import Literal
+
+import numpy as np
+from pydantic import Field, model_validator
+
+from detectors.detection import Detection
+from detectors.rules.common import (
+    Finding,
+    RuleCommon,
+    Severity,
+    Strict,
+    Sustained,
+    ZoneObservation,
+    count_objects,
+)
+
+log = logging.getLogger(__name__)
+
+
+class GatheringSettings(Strict):
+    min_count: int = Field(default=20, ge=1)
+    min_duration_s: float = Field(default=30.0, ge=0)
+    severity: Severity | None = None
+
+
+class DensitySettings(Strict):
+    min_per_m2: float = Field(default=2.0, gt=0, description="People per square metre.")
+    min_duration_s: float = Field(default=10.0, ge=0)
+    severity: Severity | None = "high"
+
+
+class SurgeSettings(Strict):
+    factor: float = Field(default=2.5, gt=1, description="Speed over the baseline's.")
+    min_increase: float = Field(
+        default=0.4, ge=0, description="And at least this much faster, in sizes per second.",
+    )
+    within_s: float = Field(default=2.0, gt=0, description="The jump is measured over this.")
+    baseline_s: float = Field(default=60.0, gt=0, description="Recent history it is compared to.")
+    min_baseline_s: float = Field(
+        default=8.0, ge=0, description="History needed before a jump can be judged.",
+    )
+    min_tracks: int = Field(default=5, ge=1, description="Moving tracks needed to judge speed.")
+    dispersal_share: float = Field(
+        default=0.5, gt=0, le=1,
+        description="Mean outward share of the motion above which it is a dispersal.",
+    )
+    severity: Severity | None = "high"
+
+
+class CrowdFields(RuleCommon):
+    kind: str = Field(default="crowd", min_length=1, description="Incident kind it raises.")
+    classes: list[str] = Field(default_factory=lambda: ["person"], min_length=1)
+    min_score: float = Field(default=0.3, ge=0, le=1)
+    gathering: GatheringSettings | None = None
+    density: DensitySettings | None = None
+    surge: SurgeSettings | None = None
+
+    @model_validator(mode="after")
+    def _something_on(self) -> CrowdFields:
+        if self.gathering is None and self.density is None and self.surge is None:
+            raise ValueError("enable at least one of gathering, density, surge")
+        return self
+
+    @property
+    def needs_area(self) -> bool:
+        return self.density is not None
+
+
+class CrowdRuleSpec(CrowdFields):
+    """`type: crowd`: any of gathering, density and surge (each off unless given)."""
+
+    type: Literal["crowd"] = "crowd"
+
+
+class _CountCheck:
+    """A people count that must hold for the settings' `min_duration_s`."""
+
+    def __init__(self, s: GatheringSettings | DensitySettings, classes: frozenset[str],
+                 min_score: float, tolerance_s: float) -> None:
+        self.classes = classes
+        self.min_score = min_score
+        self._held = Sustained(s.min_duration_s, tolerance_s)
+
+    def people(self, obs: ZoneObservation) -> list[Detection]:
+        return [d for d in obs.detections if d.cls in self.classes and d.score >= self.min_score]
+
+
+class GatheringCheck(_CountCheck):
+    name = "gathering"
+
+    def __init__(self, s: GatheringSettings, classes: frozenset[str], min_score: float,
+                 tolerance_s: float) -> None:
+        super().__init__(s, classes, min_score, tolerance_s)
+        self.s = s
+
+    def evaluate(self, obs: ZoneObservation) -> Finding | None:
+        people = self.people(obs)
+        if not self._held.update(obs.t, len(people) >= self.s.min_count):
+            return None
+        return Finding(
+            objects=count_objects(people), detections=people,
+            score=sum(d.score for d in people),
+            details={"count": len(people), "held_s": round(self._held.held_for(obs.t), 2)},
+            severity=self.s.severity,
+        )
+
+
+class DensityCheck(_CountCheck):
+    name = "density"
+
+    def __init__(self, s: DensitySettings, classes: frozenset[str], min_score: float,
+                 tolerance_s: float) -> None:
+        super().__init__(s, classes, min_score, tolerance_s)
+        self.s = s
+
+    def evaluate(self, obs: ZoneObservation) -> Finding | None:
+        area = obs.region.spec.area_m2 if obs.region is not None else None
+        if area is None:
+            return None
+        people = self.people(obs)
+        per_m2 = len(people) / area
+        if not self._held.update(obs.t, per_m2 >= self.s.min_per_m2):
+            return None
+        return Finding(
+            objects=count_objects(people), detections=people,
+            score=sum(d.score for d in people),
+            details={"count": len(people), "per_m2": round(per_m2, 3), "area_m2": area},
+            severity=self.s.severity,
+        )
+
+
+class SurgeCheck:
+    """The median speed of the zone's tracks against its own rolling baseline."""
+
+    name = "surge"
+
+    def __init__(self, s: SurgeSettings, classes: frozenset[str]) -> None:
+        self.s = s
+        self.classes = classes
+        self._history: deque[tuple[float, float]] = deque()
+
+    def evaluate(self, obs: ZoneObservation) -> Finding | None:
+        s, t = self.s, obs.t
+        moving = [tr for tr in obs.tracks
+                  if tr.cls in self.classes and tr.speed_sizes_s is not None]
+        while self._history and self._history[0][0] < t - s.baseline_s - s.within_s:
+            self._history.popleft()
+        if len(moving) < s.min_tracks:
+            return None
+        self._history.append((t, float(np.median([tr.speed_sizes_s for tr in moving]))))
+        before = [v for when, v in self._history if when < t - s.within_s]
+        if not before or self._history[0][0] > t - s.within_s - s.min_baseline_s:
+            return None
+        now = float(np.median([v for when, v in self._history if when >= t - s.within_s]))
+        baseline = float(np.median(before))
+        if now < s.factor * baseline or now - baseline < s.min_increase:
+            return None
+        outward = outward_share(moving)
+        detections = [tr.detection for tr in moving if tr.detection is not None]
+        return Finding(
+            objects=count_objects(detections), detections=detections,
+            score=sum(d.score for d in detections),
+            details={"pattern": "dispersal" if outward >= s.dispersal_share else "surge",
+                     "speed": round(now, 3), "baseline": round(baseline, 3),
+                     "outward_share": round(outward, 3), "tracks": len(moving)},
+            severity=s.severity,
+        )
+
+
+def outward_share(tracks: list) -> float:
+    """Mean cosine between each track's velocity and the direction away from the crowd's
+    centre: near 1 when everyone runs outwards, near 0 for a flow in one direction."""
+    pts = [(tr.foot, tr.velocity_px_s) for tr in tracks if tr.velocity_px_s is not None]
+    if len(pts) < 2:
+        return 0.0
+    centre = np.mean([p for p, _ in pts], axis=0)
+    cosines = []
+    for (x, y), (vx, vy) in pts:
+        rx, ry = x - centre[0], y - centre[1]
+        norm = math.hypot(rx, ry) * math.hypot(vx, vy)
+        if norm > 0:
+            cosines.append((rx * vx + ry * vy) / norm)
+    return float(np.mean(cosines)) if cosines else 0.0
