@@ -302,8 +302,9 @@ class IncidentStore:
             row.status = target.value
             row.updated_at = now
             row.version += 1
-            # The escalation job re-derives which deadline still runs (a reopen restarts one).
-            row.next_check_at = now
+            # Due the escalation job's look from the earliest deadline on: it re-derives which
+            # deadline still runs (a reopen brings the resolution deadline back).
+            row.next_check_at = row.ack_due_at
             session.flush()
             incident = incident_view(session, row)
             enqueue(

@@ -1,4 +1,4 @@
-"""The `gridwatch` command: serve, check-config, analyze.
+"""The `gridwatch` command: serve, check-config, analyze, users.
 
 Every expected failure (bad configuration, missing weights, an unreachable stream) ends with
 a one-paragraph message naming the field, file or stream, and a non-zero exit code; a
@@ -119,6 +119,10 @@ def build_parser() -> argparse.ArgumentParser:
     analyze.add_argument("--camera", help="camera id to report (default: matched or file name)")
     analyze.add_argument("--evidence-dir", type=Path, help="keep snapshots in this folder")
     analyze.set_defaults(func=_cmd_analyze)
+
+    from gridwatch.auth.cli import add_parser as add_users_parser
+
+    add_users_parser(sub)
     return parser
 
 

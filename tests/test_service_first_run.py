@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
+ADMIN_PASSWORD = "first-run-admin-pw"
 
 
 def free_port() -> int:
@@ -31,9 +32,10 @@ def test_default_service_shows_online_cameras_and_a_boat_incident_within_a_minut
     proc = subprocess.Popen(
         [sys.executable, "-m", "gridwatch.cli", "serve", "--port", str(port)],
         cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT,
-        env={**os.environ, "GRIDWATCH_OFFLINE": "1"},
+        env={**os.environ, "GRIDWATCH_OFFLINE": "1", "GRIDWATCH_ADMIN_PASSWORD": ADMIN_PASSWORD},
     )
     base = f"http://127.0.0.1:{port}"
+    client = httpx.Client(base_url=base, timeout=5)
     cameras: list[dict] = []
     boat: list[dict] = []
     try:
@@ -41,10 +43,13 @@ def test_default_service_shows_online_cameras_and_a_boat_incident_within_a_minut
         while time.monotonic() < deadline and proc.poll() is None:
             time.sleep(1)
             try:
-                cameras = httpx.get(f"{base}/api/cameras", timeout=5).json()
-                incidents = httpx.get(f"{base}/api/incidents", params={"camera": "river-boat"},
-                                      timeout=5).json()["items"]
-            except httpx.HTTPError:
+                if "gridwatch_session" not in client.cookies:
+                    client.post("/api/login", json={"username": "admin",
+                                                    "password": ADMIN_PASSWORD})
+                cameras = client.get("/api/cameras").json()
+                incidents = client.get("/api/incidents",
+                                       params={"camera": "river-boat"}).json()["items"]
+            except (httpx.HTTPError, KeyError):
                 continue
             boat = [i for i in incidents if i["kind"] == "illegal_fishing"]
             if cameras and all(c["state"] == "online" for c in cameras) and boat:
@@ -54,11 +59,12 @@ def test_default_service_shows_online_cameras_and_a_boat_incident_within_a_minut
                                               "road-cart"}
         assert all(c["state"] == "online" for c in cameras), cameras
         assert boat, "no illegal_fishing incident from the boat clip within 60 s"
-        snap = httpx.get(f"{base}/api/incidents/{boat[0]['id']}/snapshot", timeout=5)
+        snap = client.get(f"/api/incidents/{boat[0]['id']}/snapshot")
         assert snap.status_code == 200 and snap.content[:2] == b"\xff\xd8"
         assert (tmp_path / "var" / "gridwatch.db").is_file()
         assert httpx.get(f"{base}/openapi.json", timeout=5).json()["info"]["title"] == "Gridwatch"
     finally:
+        client.close()
         proc.send_signal(signal.SIGINT)
         try:
             proc.wait(timeout=30)

@@ -77,7 +77,7 @@ class User:
     role: Role
     scope: str
     cells: frozenset[str] | None
-    via: Literal["session", "token"]
+    via: Literal["session", "token", "cli"]
     csrf_token: str | None = None
 
     def can_see(self, grid_cell: str | None) -> bool:
@@ -204,14 +204,20 @@ class Accounts:
     # --- bootstrap --------------------------------------------------------------------
 
     def ensure_admin(self, username: str, password: str | None) -> str | None:
-        """Create the first administrator if there is no user at all.
+        """Create the first administrator if there is no administrator at all.
 
         Returns the generated password when none was given (the caller shows it once), or
         None when nothing was created or the given password was used.
         """
         with self.store.writing() as session:
-            if session.scalar(select(func.count(UserRow.id))):
+            if session.scalar(select(func.count(UserRow.id))
+                              .where(UserRow.role == Role.ADMIN.value)):
                 return None
+            if session.scalar(select(UserRow.id).where(UserRow.username == username)):
+                raise AccountConflict(
+                    f"auth.admin_username: {username!r} exists but is not an administrator; "
+                    "pick another name or promote it with `gridwatch users`"
+                )
             generated = None
             if password is None:
                 generated = password = secrets.token_urlsafe(18)
@@ -368,6 +374,7 @@ class Accounts:
         now = self.clock()
         with self.store.writing() as session:
             row = self._managed_row(session, actor, username)
+            was_city_admin = self._is_city_admin(row)
             changes: dict[str, Any] = {}
             if parsed_role is not None and parsed_role.value != row.role:
                 changes["role"] = [row.role, parsed_role.value]
@@ -383,8 +390,8 @@ class Accounts:
                 row.password_hash = password_hash
             if not changes:
                 return Account.from_row(row)
-            session.flush()
-            self._keep_an_admin(session)
+            if was_city_admin and not self._is_city_admin(row):
+                self._keep_an_admin(session)
             row.updated_at = now
             if changes.keys() & {"role", "scope", "disabled", "password"}:
                 session.execute(delete(SessionRow).where(SessionRow.user_id == row.id))
@@ -392,7 +399,13 @@ class Accounts:
                    details=changes)
             return Account.from_row(row)
 
+    def _is_city_admin(self, row: UserRow) -> bool:
+        return (row.role == Role.ADMIN.value and not row.disabled
+                and self.grid.is_whole_city(row.scope))
+
     def _keep_an_admin(self, session: Session) -> None:
+        """Refuse to take away the last enabled whole-city administrator (the change to
+        check is flushed first by the query's autoflush)."""
         left = session.scalar(select(func.count(UserRow.id)).where(
             UserRow.role == Role.ADMIN.value, UserRow.disabled.is_(False),
             UserRow.scope.in_([WHOLE_CITY, self.grid.root.id]),
