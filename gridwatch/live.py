@@ -22,12 +22,15 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any, Protocol
 
 import cv2
+from fastapi import APIRouter, Header, HTTPException
+from fastapi.responses import Response, StreamingResponse
 
 from alerts.storage import IncidentStore
 from alerts.views import Incident
+from gridwatch.auth import CurrentUser
 from ingest.frame import Frame
 
 log = logging.getLogger(__name__)
@@ -276,3 +279,47 @@ class LatestJpeg:
         return {"seq": self.seq, "wall": self.wall,
                 "width": None if self.size is None else self.size[0],
                 "height": None if self.size is None else self.size[1]}
+
+
+class PreviewSource(Protocol):
+    """What the routes need from the service (`gridwatch.service.Service`)."""
+
+    def pipeline(self, camera_id: str) -> Any: ...
+
+
+def router(feed: LiveFeed, service: PreviewSource) -> APIRouter:
+    """`/api/live/events` (the console's event stream) and the camera wall's pictures."""
+    routes = APIRouter(prefix="/api/live", tags=["live"])
+
+    @routes.get("/events", response_class=StreamingResponse, responses={
+        200: {"content": {"text/event-stream": {}},
+              "description": "`incident` events (id, JSON with `change`, `incident`, `seq`, "
+                             "`sent_at`), `cameras` snapshots every second, `reset` when the "
+                             "list must be reloaded"}})
+    async def events(
+        user: CurrentUser,
+        last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
+    ) -> StreamingResponse:
+        """Server-Sent Events for the user's grid scope; the browser's `EventSource`
+        reconnects by itself and sends `Last-Event-ID` to be replayed what it missed."""
+        feed.start()
+        return StreamingResponse(
+            feed.stream(user.can_see, last_event_id), media_type="text/event-stream",
+            headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+        )
+
+    @routes.get("/cameras/{camera_id}/frame.jpg", response_class=Response, responses={
+        200: {"content": {"image/jpeg": {}}},
+        404: {"description": "No such camera in scope, or no frame yet"}})
+    def frame(camera_id: str, user: CurrentUser) -> Response:
+        """The camera's newest picture, at most a second old while it is online."""
+        pipeline = service.pipeline(camera_id)
+        if pipeline is None or not user.can_see(pipeline.camera.grid_cell):
+            raise HTTPException(404, f"camera {camera_id!r} not found")
+        jpeg = pipeline.preview.jpeg
+        if jpeg is None:
+            raise HTTPException(404, f"camera {camera_id!r} has sent no frame yet")
+        return Response(jpeg, media_type="image/jpeg", headers={
+            "Cache-Control": "no-store", "X-Frame-Wall": str(pipeline.preview.wall)})
+
+    return routes

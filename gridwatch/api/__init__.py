@@ -19,6 +19,7 @@ import gridwatch
 from alerts.evidence import EvidenceWriter
 from alerts.grid import Grid
 from alerts.storage import IncidentStore
+from gridwatch import console
 from gridwatch.api import admin, cameras, incidents, reports, session
 from gridwatch.auth import Accounts
 from gridwatch.auth.accounts import AccountConflict, AccountNotFound, OutOfScope
@@ -59,6 +60,7 @@ def create_app(service: ServiceView) -> FastAPI:
 
     for module in (session, cameras, incidents, reports, admin):
         app.include_router(module.build(service))
+    app.include_router(console.build(service))
 
     @app.exception_handler(AccountNotFound)
     def _not_found(_request: Request, exc: AccountNotFound) -> JSONResponse:
