@@ -14,6 +14,7 @@ from ingest.counters import CameraCounters
 from ingest.errors import SourceError, classify
 from ingest.frame import Frame
 from ingest.options import StreamOptions
+from ingest.packet_buffer import PacketRingBuffer
 from ingest.source import MediaClock, Pacer, Source
 from ingest.state import CameraState
 
@@ -43,6 +44,8 @@ class AvSource(Source):
         self._pacer = Pacer(self._interrupted) if options.realtime and not live else None
         self._index = 0
         self._delivered = False
+        self._packets: PacketRingBuffer | None = None
+        self._wall_anchor: float | None = None
 
     def _av_options(self) -> tuple[dict[str, str], tuple[float, float] | None]:
         if not self.live:
@@ -90,6 +93,11 @@ class AvSource(Source):
         error = classify(exc, connected=False)
         return SourceError(error.state, f"{self.display_uri}: {error.reason}")
 
+    def record_packets(self, buffer: PacketRingBuffer | None) -> None:
+        """Copy every demuxed video packet into `buffer` (evidence clips), keyframes-only
+        mode included: packets are demuxed either way, only their decoding is skipped."""
+        self._packets = buffer
+
     def frames(self) -> Iterator[Frame]:
         while True:
             yield from self._one_pass()
@@ -102,6 +110,9 @@ class AvSource(Source):
     def _one_pass(self) -> Iterator[Frame]:
         stream = self._container.streams.video[0]
         packets = self._container.demux(stream)
+        if self._packets is not None:
+            self._packets.begin(stream)
+            self._wall_anchor = None
         while not self._interrupted.is_set():
             try:
                 packet = next(packets, None)
@@ -111,6 +122,8 @@ class AvSource(Source):
                 return
             if packet.size:
                 self.counters.packet(packet.size)
+                if self._packets is not None:
+                    self._packets.push(packet, self._packet_wall(packet))
             self._apply_skip(stream.codec_context)
             try:
                 decoded = packet.decode()
@@ -126,6 +139,21 @@ class AvSource(Source):
                 self.counters.frame()
                 self._delivered = True
                 yield frame
+
+    def _packet_wall(self, packet: av.Packet) -> float:
+        """When the packet arrived; for a file paced like a camera, when it was due.
+
+        A paced file in keyframes-only mode demuxes a GOP's other packets in a burst right
+        after its keyframe (only decoded frames wait for their time), which would date them
+        up to a GOP early; a camera sends them in real time, as the timestamps say.
+        """
+        now = time.time()
+        if self._pacer is None or packet.dts is None or packet.time_base is None:
+            return now
+        media = float(packet.dts * packet.time_base)
+        if self._wall_anchor is None:
+            self._wall_anchor = now - media
+        return max(now, self._wall_anchor + media)
 
     def _read_error(self, exc: BaseException) -> SourceError:
         error = classify(exc, connected=self._delivered)

@@ -14,12 +14,14 @@ from collections import deque
 from collections.abc import Callable
 from typing import Self
 
+from ingest.av_source import AvSource
 from ingest.backoff import Backoff
 from ingest.counters import CameraCounters
 from ingest.errors import SourceError
 from ingest.frame import Frame
 from ingest.mailbox import LatestFrame
 from ingest.options import StreamOptions
+from ingest.packet_buffer import PacketRingBuffer
 from ingest.redact import describe_error, redact
 from ingest.source import Source
 from ingest.sources import open_source
@@ -36,7 +38,8 @@ class CameraRunner:
 
     Frames go into `mailbox` (one slot: the newest wins). `t` and `index` continue across
     reconnects (t advances by the wall-clock gap), so downstream tracking never sees time
-    run backwards after an outage.
+    run backwards after an outage. With a `packet_buffer`, every encoded video packet is
+    also kept there for the last seconds (evidence clips, cut without re-encoding).
     """
 
     def __init__(
@@ -48,8 +51,10 @@ class CameraRunner:
         on_state: StateListener | None = None,
         watchdog: StallWatchdog | None = None,
         history_size: int = 50,
+        packet_buffer: PacketRingBuffer | None = None,
     ) -> None:
         self.camera_id = camera_id
+        self.packet_buffer = packet_buffer
         self.display_uri = redact(uri)
         self.options = options or StreamOptions()
         self.counters = CameraCounters()
@@ -156,6 +161,8 @@ class CameraRunner:
                 "keyframes_only": self._keyframes_only,
                 "counters": self.counters.snapshot(),
                 "recent_changes": [c.as_dict() for c in list(self._history)[-10:]],
+                "packet_buffer": (None if self.packet_buffer is None
+                                  else self.packet_buffer.stats()),
             }
 
     # --- state machine -------------------------------------------------------------------
@@ -253,6 +260,8 @@ class CameraRunner:
         """Stream one session; the failure that ended it, or None when stopping."""
         with self._lock:
             source.set_keyframes_only(self._keyframes_only)
+            if isinstance(source, AvSource):
+                source.record_packets(self.packet_buffer)
             self._source = source
             self._progress_at = time.monotonic()
             self._stall_flagged = False

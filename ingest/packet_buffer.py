@@ -1,0 +1,249 @@
+"""The last seconds of a camera's encoded video, kept in memory for evidence clips.
+
+Keeping the packets as they came off the wire (not decoded frames) costs the stream's
+bitrate and no CPU: 10 s of 1080p at 4 Mbit/s is 5 MB, where the same seconds decoded would
+be 750 MB. A clip is then cut from these packets and remuxed, never re-encoded.
+
+The buffer is written by the camera's reader thread and read by clip recorders: one lock
+guards it and is held only to append, evict or copy references.
+"""
+
+from __future__ import annotations
+
+import io
+import itertools
+import logging
+import threading
+from collections import deque
+from dataclasses import dataclass
+from fractions import Fraction
+
+import av
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MAX_SECONDS = 15.0
+DEFAULT_MAX_BYTES = 8 * 1024 * 1024
+CLIP_FORMAT = "mp4"
+
+
+class StreamParams:
+    """The codec parameters of one opened stream: what a muxer needs besides the packets.
+
+    They are copied into a stream of a never-written MP4 container, because the input
+    stream dies with its container (closed at every reconnect or loop) while clips cut from
+    its packets are muxed later; that stream is the template the clip's stream is made from
+    (`OutputContainer.add_stream_from_template`), so every field FFmpeg keeps in the codec
+    parameters (SPS/PPS or VPS/SPS/PPS extradata, profile, colour, ...) carries over.
+    """
+
+    _generations = itertools.count(1)
+
+    def __init__(self, stream: av.video.stream.VideoStream) -> None:
+        self.generation = next(self._generations)
+        ctx = stream.codec_context
+        self.codec = ctx.name
+        self.width = ctx.width
+        self.height = ctx.height
+        self.extradata = bytes(ctx.extradata or b"")
+        self.time_base: Fraction = stream.time_base or Fraction(1, 90_000)
+        self.rate: Fraction | None = stream.average_rate or stream.guessed_rate
+        self._holder = av.open(io.BytesIO(), "w", format=CLIP_FORMAT)
+        # Raises ValueError when MP4 cannot carry the codec (e.g. GIF, MJPEG).
+        self.template = self._holder.add_stream_from_template(stream)
+
+    def compatible(self, other: StreamParams) -> bool:
+        """True when packets of `other` can continue a clip of this stream (same codec,
+        size and headers), as after a reconnect to the same camera or a file's loop."""
+        return (self.codec, self.width, self.height, self.extradata) == (
+            other.codec, other.width, other.height, other.extradata)
+
+    def __repr__(self) -> str:
+        return (f"StreamParams(#{self.generation} {self.codec} {self.width}x{self.height}, "
+                f"time_base={self.time_base})")
+
+
+@dataclass(frozen=True, slots=True)
+class BufferedPacket:
+    """One encoded packet as demuxed; `pts`/`dts`/`duration` in `params.time_base` units,
+    `wall` the Unix time it arrived (for paced files: when it was due)."""
+
+    seq: int
+    data: bytes
+    pts: int | None
+    dts: int | None
+    duration: int
+    keyframe: bool
+    wall: float
+    params: StreamParams
+
+    @property
+    def size(self) -> int:
+        return len(self.data)
+
+
+class PacketRingBuffer:
+    """Encoded video packets of one camera for the last `max_seconds`, at most `max_bytes`.
+
+    Eviction drops whole GOPs from the front, and only once the next keyframe is itself
+    older than `max_seconds`: the buffer therefore always starts at a keyframe and covers at
+    least `max_seconds` (up to one GOP more) unless `max_bytes` cuts it shorter. Memory is
+    bounded by `max_bytes` plus one packet whatever the stream does: a GOP larger than the
+    whole budget empties the buffer until the next keyframe. Packets that cannot be decoded
+    from the buffer (before the first keyframe of a stream) are not kept.
+    """
+
+    def __init__(self, max_seconds: float = DEFAULT_MAX_SECONDS,
+                 max_bytes: int = DEFAULT_MAX_BYTES) -> None:
+        if not max_seconds > 0:
+            raise ValueError(f"max_seconds: {max_seconds} must be more than 0")
+        if not max_bytes > 0:
+            raise ValueError(f"max_bytes: {max_bytes} must be more than 0")
+        self.max_seconds = float(max_seconds)
+        self.max_bytes = int(max_bytes)
+        self._lock = threading.Lock()
+        self._packets: deque[BufferedPacket] = deque()
+        self._keys: deque[int] = deque()
+        self._bytes = 0
+        self._next_seq = 0
+        self._params: StreamParams | None = None
+        self._keyed = False
+        self._unsupported: str | None = None
+        self.pushed = 0
+        self.skipped = 0
+        self.evicted_bytes = 0
+        self.overflows = 0
+
+    def __repr__(self) -> str:
+        return (f"PacketRingBuffer({len(self._packets)} packets, {self._bytes} bytes, "
+                f"max {self.max_seconds:g} s / {self.max_bytes} bytes)")
+
+    # --- writer (the camera's reader thread) ---------------------------------------------
+
+    def begin(self, stream: av.video.stream.VideoStream) -> StreamParams | None:
+        """A new stream starts (open, reconnect, loop): later packets belong to it.
+
+        Returns None when MP4 cannot carry the stream's codec; its packets are then not kept.
+        """
+        try:
+            params = StreamParams(stream)
+        except (ValueError, av.FFmpegError) as exc:
+            reason = f"{stream.codec_context.name}: {exc}"
+            if reason != self._unsupported:
+                log.info("no evidence clips for this stream (%s)", reason)
+            self._unsupported, params = reason, None
+        with self._lock:
+            self._params = params
+            self._keyed = False
+        return params
+
+    def push(self, packet: av.Packet, wall: float) -> None:
+        """Keep a copy of `packet` (of the stream given to `begin`) that arrived at `wall`."""
+        params = self._params
+        if params is None or not packet.size:
+            return
+        keyframe = bool(packet.is_keyframe)
+        if not keyframe and not self._keyed:
+            self.skipped += 1
+            return
+        self._keyed = True
+        tb = packet.time_base
+        pts, dts, duration = packet.pts, packet.dts, packet.duration or 0
+        if tb is not None and tb != params.time_base:
+            pts, dts, duration = (_rescale(v, tb, params.time_base) for v in (pts, dts, duration))
+        data = bytes(packet)
+        with self._lock:
+            item = BufferedPacket(self._next_seq, data, pts, dts, int(duration or 0), keyframe,
+                                  wall, params)
+            self._next_seq += 1
+            self._packets.append(item)
+            self._bytes += item.size
+            if keyframe:
+                self._keys.append(item.seq)
+            self._evict(wall)
+            self.pushed += 1
+
+    def _evict(self, newest_wall: float) -> None:
+        horizon = newest_wall - self.max_seconds
+        while len(self._keys) >= 2 and (
+            self._bytes > self.max_bytes or self._wall_of(self._keys[1]) <= horizon
+        ):
+            self._drop_until(self._keys[1])
+            self._keys.popleft()
+        if self._bytes > self.max_bytes:
+            # One GOP larger than the budget: nothing kept is decodable without its start.
+            self.overflows += 1
+            self._drop_until(self._next_seq)
+            self._keys.clear()
+            self._keyed = False
+
+    def _wall_of(self, seq: int) -> float:
+        return self._packets[seq - self._packets[0].seq].wall
+
+    def _drop_until(self, seq: int) -> None:
+        while self._packets and self._packets[0].seq < seq:
+            gone = self._packets.popleft()
+            self._bytes -= gone.size
+            self.evicted_bytes += gone.size
+
+    # --- readers -------------------------------------------------------------------------
+
+    def window(self, since_wall: float) -> list[BufferedPacket]:
+        """Packets from the keyframe at or before `since_wall` to the newest.
+
+        When the buffer does not reach back that far, from its oldest packet (a keyframe).
+        """
+        with self._lock:
+            start = 0
+            base = self._packets[0].seq if self._packets else 0
+            for seq in reversed(self._keys):
+                if self._packets[seq - base].wall <= since_wall:
+                    start = seq - base
+                    break
+            return list(itertools.islice(self._packets, start, None))
+
+    def after(self, seq: int) -> tuple[list[BufferedPacket], bool]:
+        """Packets newer than `seq`, and whether some between were evicted before this call
+        (the caller fell behind: its copy has a hole)."""
+        with self._lock:
+            if not self._packets:
+                return [], seq + 1 < self._next_seq
+            first = self._packets[0].seq
+            gap = first > seq + 1
+            start = max(seq + 1 - first, 0)
+            return list(itertools.islice(self._packets, start, None)), gap
+
+    @property
+    def last_seq(self) -> int:
+        """Sequence number of the newest packet pushed so far (-1 before the first)."""
+        return self._next_seq - 1
+
+    @property
+    def newest_wall(self) -> float | None:
+        with self._lock:
+            return self._packets[-1].wall if self._packets else None
+
+    @property
+    def size_bytes(self) -> int:
+        return self._bytes
+
+    def stats(self) -> dict[str, float | int | None]:
+        """What the buffer holds and has dropped, for health pages and tests."""
+        with self._lock:
+            span = (self._packets[-1].wall - self._packets[0].wall) if self._packets else 0.0
+            return {
+                "packets": len(self._packets),
+                "bytes": self._bytes,
+                "seconds": round(span, 3),
+                "max_seconds": self.max_seconds,
+                "max_bytes": self.max_bytes,
+                "pushed": self.pushed,
+                "skipped": self.skipped,
+                "evicted_bytes": self.evicted_bytes,
+                "overflows": self.overflows,
+                "codec": self._params.codec if self._params is not None else None,
+            }
+
+
+def _rescale(value: int | None, src: Fraction, dst: Fraction) -> int | None:
+    return None if value is None else round(value * src / dst)

@@ -1,0 +1,112 @@
+"""The camera's packet ring buffer: bounded in time and bytes, always cut at a keyframe.
+
+Real streams only: the gst-rtsp-server test camera (a looping real clip, keyframe every
+0.5 s) and the real shared clips read as files.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from ingest.av_source import AvSource
+from ingest.camera import CameraRunner
+from ingest.options import StreamOptions
+from ingest.packet_buffer import PacketRingBuffer
+from tests.support.rtsp import RtspTestServer
+
+pytest_plugins = ("tests.support.rtsp_fixtures",)
+
+BOAT = "fishing_boat_sea_640x360_30fps.mp4"
+GOP_S = 0.5  # rtsp_clip: a keyframe every 15 frames at 30 fps
+
+
+def test_buffer_holds_the_last_seconds_from_a_keyframe_on_a_looping_camera(
+    rtsp_server: RtspTestServer,
+) -> None:
+    buffer = PacketRingBuffer(max_seconds=1.5, max_bytes=16 * 1024 * 1024)
+    runner = CameraRunner("cam", rtsp_server.url("cam"), packet_buffer=buffer).start()
+    samples = []
+    try:
+        deadline = time.monotonic() + 6.0
+        while time.monotonic() < deadline:
+            time.sleep(0.25)
+            window = buffer.window(float("-inf"))
+            if window:
+                samples.append((window[-1].wall - window[0].wall, window[0].keyframe,
+                                buffer.stats()))
+    finally:
+        runner.stop()
+
+    filled = [s for s in samples if s[2]["evicted_bytes"] > 0]
+    assert len(filled) >= 8, "the buffer never filled past 1.5 s in 6 s of stream"
+    spans = [span for span, _, _ in filled]
+    # At least the configured seconds, at most one GOP more (plus the arrival jitter).
+    assert min(spans) >= 1.5 - 0.2, spans
+    assert max(spans) <= 1.5 + GOP_S + 0.2, spans
+    assert all(first_is_key for _, first_is_key, _ in samples)
+    last = samples[-1][2]
+    assert last["pushed"] > 2 * last["packets"], "old packets must be evicted, not kept"
+    assert last["codec"] == "h264"
+    assert runner.health()["packet_buffer"]["packets"] > 0
+
+
+def test_byte_budget_bounds_memory_whatever_the_stream_does(footage_dir: Path) -> None:
+    # The boat clip's GOP is 90 frames (~230 kB): 300 kB keeps about one GOP, never more.
+    budget = 300_000
+    buffer = PacketRingBuffer(max_seconds=3600, max_bytes=budget)
+    source = AvSource(str(footage_dir / BOAT), StreamOptions(loop=True), "boat", live=False)
+    source.record_packets(buffer)
+    seen_bytes = []
+    with source:
+        for frame in source:
+            seen_bytes.append(buffer.size_bytes)
+            window = buffer.window(float("-inf"))
+            assert not window or window[0].keyframe
+            if frame.index >= 1200:  # two passes over the 19 s clip
+                break
+    stats = buffer.stats()
+    assert max(seen_bytes) <= budget
+    assert stats["evicted_bytes"] > 2 * budget
+    assert stats["bytes"] == sum(p.size for p in buffer.window(float("-inf")))
+
+
+def test_a_gop_larger_than_the_budget_empties_the_buffer_until_the_next_keyframe(
+    footage_dir: Path,
+) -> None:
+    buffer = PacketRingBuffer(max_seconds=3600, max_bytes=100_000)
+    source = AvSource(str(footage_dir / BOAT), StreamOptions(), "boat", live=False)
+    source.record_packets(buffer)
+    firsts = set()
+    with source:
+        for _ in source:
+            assert buffer.size_bytes <= 100_000
+            window = buffer.window(float("-inf"))
+            if window:
+                assert window[0].keyframe
+                firsts.add(window[0].seq)
+    stats = buffer.stats()
+    assert stats["overflows"] >= 3
+    assert stats["skipped"] > 0, "P-frames without their keyframe must not be kept"
+    assert len(firsts) >= 3
+
+
+def test_a_codec_mp4_cannot_carry_is_not_buffered(footage_dir: Path) -> None:
+    buffer = PacketRingBuffer()
+    gif = footage_dir / "parking_lot_person_bike_car_480x270.gif"
+    source = AvSource(str(gif), StreamOptions(), "lot", live=False)
+    source.record_packets(buffer)
+    with source:
+        frames = sum(1 for _ in source)
+    assert frames > 0
+    assert buffer.stats()["packets"] == 0
+    assert buffer.stats()["codec"] is None
+
+
+def test_limits_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="max_seconds"):
+        PacketRingBuffer(max_seconds=0)
+    with pytest.raises(ValueError, match="max_bytes"):
+        PacketRingBuffer(max_bytes=-1)
