@@ -194,6 +194,13 @@ class OutboxRow(Base):
     delivered_at: Mapped[datetime | None]
     last_error: Mapped[str | None] = mapped_column(Text)
     dead: Mapped[bool] = mapped_column(default=False, server_default=false())
+    # The dispatcher's lease: a row claimed until this time is left alone by other nodes; a
+    # node killed while delivering loses the lease when it expires, and the row is claimed
+    # again. `claim_token` tells the claimer its lease is still its own when it records.
+    claimed_until: Mapped[datetime | None]
+    claimed_by: Mapped[str | None] = mapped_column(String(128))
+    claim_token: Mapped[str | None] = mapped_column(String(32))
+    last_attempt_at: Mapped[datetime | None]
 
     __table_args__ = (
         Index("ix_outbox_incident_id", "incident_id"),
@@ -201,6 +208,10 @@ class OutboxRow(Base):
             "ix_outbox_pending", "next_attempt_at",
             sqlite_where=text("delivered_at IS NULL AND NOT dead"),
             postgresql_where=text("delivered_at IS NULL AND NOT dead"),
+        ),
+        Index(
+            "ix_outbox_dead", "id",
+            sqlite_where=text("dead"), postgresql_where=text("dead"),
         ),
     )
 
