@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from alerts.escalation import DeadlinesSpec
 from alerts.grid import GridSpec
+from alerts.sinks.specs import DeliverySpec, SinkSpec
 from detectors.rules import RULE_TAGS
 from detectors.zones import ZoneSpec
 from ingest.options import StreamOptions
@@ -27,6 +28,9 @@ log = logging.getLogger(__name__)
 PACKAGE_DIR = Path(__file__).resolve().parent
 DEFAULT_CONFIG = PACKAGE_DIR / "default_config.yaml"
 STREAM_SCHEMES = frozenset({"rtsp", "rtsps", "file", "http", "https"})
+# Tags of discriminated unions, which pydantic puts in error locations: left out of the
+# field path shown to the user (`sinks[0].url`, not `sinks[0].webhook.url`).
+UNION_TAGS = frozenset({"webhook", "mqtt", "redis_streams"}) | RULE_TAGS
 
 
 class Strict(BaseModel):
@@ -114,6 +118,9 @@ class Config(Strict):
     grid: GridSpec = Field(default_factory=GridSpec)
     auth: AuthConfig = Field(default_factory=AuthConfig)
     deadlines: DeadlinesSpec = Field(default_factory=DeadlinesSpec)
+    sinks: list[SinkSpec] = Field(default_factory=list,
+                                  description="Outside systems incidents are delivered to")
+    delivery: DeliverySpec = Field(default_factory=DeliverySpec)
 
     @model_validator(mode="after")
     def _unique_camera_ids(self) -> Config:
@@ -122,6 +129,15 @@ class Config(Strict):
             if c.id in seen:
                 raise ValueError(f"camera id {c.id!r} is used twice")
             seen.add(c.id)
+        return self
+
+    @model_validator(mode="after")
+    def _unique_sink_names(self) -> Config:
+        seen: set[str] = set()
+        for i, sink in enumerate(self.sinks):
+            if sink.name in seen:
+                raise ValueError(f"sinks[{i}].name: {sink.name!r} is used twice")
+            seen.add(sink.name)
         return self
 
 
@@ -147,7 +163,7 @@ def _path(loc: tuple[Any, ...]) -> str:
 def _problems(err: ValidationError) -> list[str]:
     lines = []
     for e in err.errors(include_url=False, include_input=False):
-        loc = tuple(p for p in e["loc"] if p not in RULE_TAGS)
+        loc = tuple(p for p in e["loc"] if p not in UNION_TAGS)
         msg = e["msg"].removeprefix("Value error, ")
         lines.append(f"{_path(loc)}: {redact(msg)}")
     return lines

@@ -167,7 +167,8 @@ class CameraTrack(MediaStreamTrack):
         self.options = options
         self.passthrough = passthrough
         self.live = is_live_url(url)
-        self.delivered = 0
+        self.packets = 0
+        self.frames = 0
         self._position = position
         self._queue: asyncio.Queue[av.Packet | av.VideoFrame | None] = asyncio.Queue()
         self._loop = asyncio.get_running_loop()
@@ -190,7 +191,10 @@ class CameraTrack(MediaStreamTrack):
         if item is None:
             self.stop()
             raise MediaStreamError
-        self.delivered += 1
+        if isinstance(item, av.Packet):
+            self.packets += 1
+        else:
+            self.frames += 1
         return item
 
     def stop(self) -> None:
@@ -209,7 +213,11 @@ class CameraTrack(MediaStreamTrack):
             while not self._quit.is_set():
                 try:
                     with open_stream(self.url, self.options) as container:
-                        self._play(container)
+                        played = self._play(container)
+                    if not played and not self.live:
+                        log.warning("live view %s: %s has no picture to send", self.camera_id,
+                                    redact(self.url))
+                        return
                 except (av.FFmpegError, OSError) as exc:
                     log.warning("live view %s: %s: %s", self.camera_id, redact(self.url), exc)
                     if not self.live:
@@ -221,17 +229,20 @@ class CameraTrack(MediaStreamTrack):
         finally:
             self._put(None)
 
-    def _play(self, container: av.container.InputContainer) -> None:
-        """One pass over an opened stream; moves `_offset` past its end for the next one."""
+    def _play(self, container: av.container.InputContainer) -> int:
+        """One pass over an opened stream; moves `_offset` past its end for the next one.
+        Returns how many pictures it read."""
         stream = container.streams.video[0]
         step = 1 / float(stream.average_rate or 25)
         origin = 0.0 if stream.start_time is None else float(stream.start_time * stream.time_base)
         skip_until = self._seek_to_analysis(container, stream, origin)
         first: float | None = None
         last = self._offset
+        read = 0
         for media_t, item in self._items(container, stream):
+            read += 1
             if self._quit.is_set():
-                return
+                return read
             if first is None:
                 # A live stream's clock starts anywhere; a file's at its first timestamp.
                 first = media_t if self.live else origin
@@ -242,7 +253,7 @@ class CameraTrack(MediaStreamTrack):
             if not self.live:
                 delay = self._anchor + t - time.monotonic()
                 if delay > 0 and self._quit.wait(delay):
-                    return
+                    return read
             if t < skip_until and not isinstance(item, av.Packet):
                 continue
             if self._resync and isinstance(item, av.Packet) and not item.is_keyframe:
@@ -252,6 +263,7 @@ class CameraTrack(MediaStreamTrack):
             # A dropped access unit breaks every picture up to the next keyframe.
             self._resync = not self._put(item) and self.passthrough
         self._offset = last + step
+        return read
 
     def _seek_to_analysis(self, container: av.container.InputContainer,
                           stream: av.video.stream.VideoStream, origin: float) -> float:
@@ -260,8 +272,11 @@ class CameraTrack(MediaStreamTrack):
         if self.live or self._anchor is not None or self._position is None:
             return 0.0
         now_t = self._position()
+        if now_t is None:
+            return 0.0
         length = file_length(container, stream)
-        if now_t is None or length is None or length <= 0:
+        if length is None or length <= 0:
+            container.seek(0)
             return 0.0
         into = now_t % length
         self._offset = now_t - into
@@ -516,6 +531,13 @@ class LiveViews:
         if session.viewer is not None:
             session.viewer.stop()
         await session.pc.close()
+
+    def stats(self) -> list[dict[str, Any]]:
+        """Each running reader: how many watch it, and what it handed to aiortc (H.264
+        packets sent as they are, or decoded frames aiortc had to encode)."""
+        return [{"camera": camera, "mode": "passthrough" if passthrough else "transcode",
+                 "viewers": b.viewers, "packets": b.track.packets, "frames": b.track.frames}
+                for (camera, passthrough), b in self._broadcasts.items()]
 
     async def close_all(self) -> None:
         for session_id in list(self.sessions):
