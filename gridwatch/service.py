@@ -16,10 +16,12 @@ from typing import Any
 import uvicorn
 from sqlalchemy.engine import make_url
 
+from alerts.delivery import OutboxDispatcher
 from alerts.escalation import EscalationJob, Escalator
 from alerts.evidence import EvidenceWriter
 from alerts.grid import Grid
 from alerts.incidents import IncidentManager
+from alerts.sinks import build_sinks
 from alerts.storage import IncidentStore, open_store
 from detectors.backends.base import Detector
 from detectors.backends.factory import create_detector
@@ -147,6 +149,10 @@ class Service:
         self.manager = IncidentManager(self.store, self.evidence,
                                        cooldown_s=config.incident_cooldown_s,
                                        grid_cell_of=cells.get)
+        # Without sinks the outbox keeps its messages: configuring a sink later delivers them.
+        sinks = build_sinks(config.sinks)
+        self.dispatcher = (OutboxDispatcher(self.store, sinks, config.delivery)
+                           if sinks else None)
         model = config.model
         self.detector = create_detector(model.path or model.name, model.dir,
                                         backend=model.backend, threads=model.threads,
@@ -157,6 +163,8 @@ class Service:
         ]
 
     def start(self) -> None:
+        if self.dispatcher is not None:
+            self.dispatcher.start()
         self.escalation.start()
         for pipeline in self.pipelines:
             pipeline.start()
@@ -166,6 +174,8 @@ class Service:
         for pipeline in self.pipelines:
             pipeline.stop()
         self.escalation.stop()
+        if self.dispatcher is not None:
+            self.dispatcher.stop()
         self.store.close()
 
     def camera_health(self) -> list[dict[str, Any]]:
