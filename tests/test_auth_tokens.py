@@ -14,6 +14,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from alerts.db import ApiTokenRow, AuditRow
+from tests.support.grid_data import config_data
 
 if TYPE_CHECKING:
     from tests.support.gridapp import Env
@@ -123,8 +124,9 @@ def test_the_last_whole_city_admin_cannot_be_demoted_or_disabled(env: Env):
 def test_audit_log_lists_actions_newest_first_and_pages(env: Env):
     root = env.token_client("root", "admin", "city")
     for n in range(3):
-        root.post("/api/users", json={"username": f"u{n}", "password": "long-enough-pw",
-                                      "role": "viewer", "scope": "twp-a"})
+        made = root.post("/api/users", json={"username": f"u{n}", "role": "viewer",
+                                             "scope": "twp-a"})
+        assert made.status_code == 201
 
     first = root.get("/api/audit", params={"action": "user.created", "limit": 2}).json()
     rest = root.get("/api/audit", params={"action": "user.created", "limit": 2,
@@ -134,12 +136,15 @@ def test_audit_log_lists_actions_newest_first_and_pages(env: Env):
     assert [e["target"] for e in rest["items"]] == ["u0", "root"]
     assert all(e["actor"] == "root" and e["ip"] == "testclient" for e in first["items"])
     assert rest["items"][1]["actor"] == "fixture"
+    assert first["items"][0]["details"] == {"role": "viewer", "scope": "twp-a",
+                                            "password": False}
+    machine = TestClient(env.app).post("/api/login",
+                                       json={"username": "u0", "password": "any-password"})
+    assert machine.status_code == 401, "an account without password cannot log in"
 
 
 def test_cli_adds_lists_and_makes_tokens(tmp_path: Path):
     config = tmp_path / "gridwatch.yaml"
-    from tests.support.gridapp import config_data
-
     config.write_text(yaml.safe_dump(config_data(storage={"url": f"sqlite:///{tmp_path}/g.db"})))
     base = [sys.executable, "-m", "gridwatch.cli", "--log-level", "WARNING", "users",
             "--config", str(config)]

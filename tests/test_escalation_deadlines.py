@@ -4,14 +4,18 @@ grid, flagged overdue, announced and audited once, whatever restarts or nodes ru
 from __future__ import annotations
 
 import threading
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
-from sqlalchemy import select
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from sqlalchemy import select, text
 
 from alerts.db import AuditRow, OutboxRow
 from alerts.escalation import DeadlinesSpec, Escalator
-from alerts.storage import open_store
+from alerts.grid import Grid, GridSpec
+from alerts.storage import MIGRATIONS_DIR, make_engine, open_store
+from tests.support.grid_data import GRID_CONFIG
 from tests.support.incidents import BASE_WALL, event
 
 if TYPE_CHECKING:
@@ -208,3 +212,41 @@ def test_incidents_already_judged_when_first_seen_get_no_deadlines(env: Env):
 
     assert escalator(env).run_once() == []
     assert env.store.get_incident(old.id).ack_due_at is None
+
+
+def test_incident_stored_before_the_deadlines_revision_is_migrated_and_escalated(database_url):
+    """A database at revision 0001 with an open incident and its history keeps both through
+    the upgrade, and the incident gets deadlines and escalates like a new one."""
+    engine = make_engine(database_url)
+    config = AlembicConfig()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    start = datetime(2025, 6, 15, 4, 0, tzinfo=UTC)
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0001")
+        values = {"at": start, "id": "0" * 32}
+        connection.execute(text(
+            "INSERT INTO incidents (id, kind, camera, grid_cell, zone, severity, status,"
+            " start_wall, start_t, last_seen_wall, last_seen_t, objects, dedup_key,"
+            " created_at, updated_at, version) VALUES (:id, 'crowd', 'cam-b1', 'cell-b1',"
+            " 'square', 'medium', 'acknowledged', :at, 0, :at, 0, '{}', 'k', :at, :at, 2)"
+        ), values)
+        connection.execute(text(
+            "INSERT INTO incident_transitions (incident_id, from_status, to_status, actor, at)"
+            " VALUES (:id, 'new', 'acknowledged', 'op-b', :at)"
+        ), values)
+    engine.dispose()
+
+    store = open_store(database_url)
+    try:
+        grid = Grid.from_spec(GridSpec.model_validate(GRID_CONFIG))
+        job = Escalator(store, grid, DEADLINES, clock=lambda: start + timedelta(hours=2))
+        [done] = job.run_once()
+        stored = store.get_incident("0" * 32)
+    finally:
+        store.close()
+
+    assert (done.step, done.level, done.escalated_to) == ("resolve", 1, "com-b1")
+    assert [(t.from_status, t.to_status, t.actor) for t in stored.history] == [
+        ("new", "acknowledged", "op-b")]
+    assert stored.overdue_resolve and not stored.overdue_ack

@@ -9,7 +9,7 @@ import pytest
 
 from alerts.grid import Grid, GridSpec, UnknownGridNode
 from gridwatch.config import ConfigError, load_config, parse_config
-from tests.support.gridapp import GRID_CONFIG, config_data
+from tests.support.grid_data import GRID_CONFIG, config_data
 
 
 def problems(data: dict) -> list[str]:

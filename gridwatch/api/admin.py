@@ -23,7 +23,8 @@ log = logging.getLogger(__name__)
 
 class NewUser(BaseModel):
     username: str = Field(min_length=1, max_length=64)
-    password: str = Field(min_length=1, max_length=256)
+    password: str | None = Field(default=None, max_length=256,
+                                 description="Omit for a machine account (API tokens only)")
     role: str = Field(description="viewer, operator or admin")
     scope: str = Field(description="`city`, or the id of a township, community or cell")
 

@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, Literal
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from alerts.audit import LOGIN_FAILED, recent_failures, record
@@ -300,10 +300,7 @@ class Accounts:
         if sess.expires_at <= now or row.disabled:
             return None
         if now - sess.last_seen_at >= TOUCH_EVERY:
-            with self.store.writing() as session:
-                stored = session.get(SessionRow, key)
-                if stored is not None:
-                    stored.last_seen_at = now
+            self._touch(SessionRow, key, "last_seen_at", now)
         return self._principal(row, "session", sess.csrf_token)
 
     def from_token(self, token: str) -> User | None:
@@ -323,11 +320,15 @@ class Accounts:
                 or (tok.expires_at is not None and tok.expires_at <= now)):
             return None
         if tok.last_used_at is None or now - tok.last_used_at >= TOUCH_EVERY:
-            with self.store.writing() as session:
-                stored = session.get(ApiTokenRow, tok.id)
-                if stored is not None:
-                    stored.last_used_at = now
+            self._touch(ApiTokenRow, tok.id, "last_used_at", now)
         return self._principal(row, "token")
+
+    def _touch(self, model: type[SessionRow | ApiTokenRow], key: str | int, column: str,
+               now: datetime) -> None:
+        """Record a use; a credential removed meanwhile updates nothing."""
+        with self.store.writing() as session:
+            session.execute(update(model).where(model.__table__.c.id == key)
+                            .values({column: now}))
 
     # --- user management --------------------------------------------------------------
 
@@ -341,13 +342,16 @@ class Accounts:
             row = self._managed_row(session, actor, username)
             return Account.from_row(row)
 
-    def create_user(self, actor: User, username: str, password: str, role: str, scope: str,
-                    ip: str | None = None) -> Account:
+    def create_user(self, actor: User, username: str, password: str | None, role: str,
+                    scope: str, ip: str | None = None) -> Account:
+        """A new account; without a password it cannot log in and acts through API tokens
+        only (a machine account)."""
         _check_username(username, "username")
-        check_strength(password)
+        if password is not None:
+            check_strength(password)
         parsed_role = Role.parse(role)
         self._check_scope(actor, scope)
-        password_hash = hash_password(password)
+        password_hash = None if password is None else hash_password(password)
         now = self.clock()
         with self.store.writing() as session:
             if session.scalar(select(UserRow.id).where(UserRow.username == username)):
@@ -357,7 +361,8 @@ class Accounts:
                           created_at=now, updated_at=now)
             session.add(row)
             record(session, actor.username, "user.created", target=username, ip=ip, at=now,
-                   details={"role": parsed_role.value, "scope": scope})
+                   details={"role": parsed_role.value, "scope": scope,
+                            "password": password is not None})
             session.flush()
             return Account.from_row(row)
 

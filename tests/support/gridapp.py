@@ -22,33 +22,9 @@ from alerts.storage import IncidentStore
 from gridwatch.api import create_app
 from gridwatch.auth import CSRF_HEADER, Accounts, Role, User
 from gridwatch.config import parse_config
+from tests.support.grid_data import CAMERAS, PASSWORD, config_data
 
 pytest_plugins = ("tests.support.db",)
-
-PASSWORD = "river-bank-2025"
-CAMERAS = {"cam-a1": "cell-a1", "cam-a2": "cell-a2", "cam-b1": "cell-b1", "cam-x": None}
-GRID_CONFIG: dict[str, Any] = {
-    "timezone": "Asia/Shanghai",
-    "city": {
-        "id": "metro", "name": "Metro City",
-        "townships": [
-            {"id": "twp-a", "name": "Township A", "communities": [
-                {"id": "com-a1", "name": "Community A1", "cells": [
-                    {"id": "cell-a1", "name": "A1 riverside"}, {"id": "cell-a2"}]},
-            ]},
-            {"id": "twp-b", "name": "Township B", "communities": [
-                {"id": "com-b1", "cells": [{"id": "cell-b1"}]},
-            ]},
-        ],
-    },
-}
-
-
-def config_data(**extra: Any) -> dict[str, Any]:
-    cameras = [{"id": cam, "url": f"rtsp://127.0.0.1:8554/{cam}", "grid_cell": cell}
-               for cam, cell in CAMERAS.items()]
-    return {"cameras": cameras, "grid": GRID_CONFIG, **extra}
-
 
 def camera_health(camera: str, cell: str | None) -> dict[str, Any]:
     """What `CameraPipeline.health()` returns for a camera that is online."""
@@ -112,12 +88,13 @@ class Env:
     def accounts(self) -> Accounts:
         return self.service.accounts
 
-    def user(self, username: str, role: str, scope: str) -> None:
-        self.accounts.create_user(cli_admin(), username, PASSWORD, role, scope)
+    def user(self, username: str, role: str, scope: str, password: str | None = PASSWORD) -> None:
+        self.accounts.create_user(cli_admin(), username, password, role, scope)
 
     def token_client(self, username: str, role: str, scope: str) -> TestClient:
-        """A client authenticated with a new API token of a new user."""
-        self.user(username, role, scope)
+        """A client authenticated with a new API token of a new machine account (no
+        password: Argon2 costs most of a second on a busy machine)."""
+        self.user(username, role, scope, password=None)
         _, secret = self.accounts.create_token(cli_admin(), username, "tests")
         client = TestClient(self.app)
         client.headers["Authorization"] = f"Bearer {secret}"
