@@ -11,8 +11,8 @@ from fastapi.testclient import TestClient
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from gridwatch.auth import SESSION_COOKIE, WebSocketUser
-from gridwatch.auth.accounts import AccountConflict
 from gridwatch.auth.bootstrap import PASSWORD_ENV, ensure_admin
+from gridwatch.config import ConfigError
 
 if TYPE_CHECKING:
     from tests.support.gridapp import Env
@@ -50,12 +50,19 @@ def test_generated_admin_password_is_logged_once_and_works(env: Env, monkeypatch
     assert login.status_code == 200
 
 
-def test_bootstrap_refuses_a_name_held_by_a_non_admin(env: Env, monkeypatch):
-    monkeypatch.setenv(PASSWORD_ENV, "from-the-environment")
-    env.user("admin", "viewer", "twp-a")
-
-    with pytest.raises(AccountConflict, match="exists but is not an administrator"):
+def test_bootstrap_refuses_a_short_password_or_a_name_held_by_a_non_admin(env: Env,
+                                                                         monkeypatch):
+    monkeypatch.setenv(PASSWORD_ENV, "short")
+    with pytest.raises(ConfigError) as short:
         ensure_admin(env.accounts, "admin")
+    assert short.value.problems == [
+        "GRIDWATCH_ADMIN_PASSWORD: must be at least 10 characters"]
+
+    monkeypatch.setenv(PASSWORD_ENV, "from-the-environment")
+    env.user("admin", "viewer", "twp-a", password=None)
+    with pytest.raises(ConfigError) as taken:
+        ensure_admin(env.accounts, "admin")
+    assert "auth.admin_username: 'admin' exists but is not an administrator" in str(taken.value)
 
 
 def websocket_app(env: Env) -> FastAPI:

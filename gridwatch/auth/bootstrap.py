@@ -9,7 +9,8 @@ from __future__ import annotations
 import logging
 import os
 
-from gridwatch.auth.accounts import Accounts
+from gridwatch.auth.accounts import AccountConflict, Accounts
+from gridwatch.config import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -17,7 +18,12 @@ PASSWORD_ENV = "GRIDWATCH_ADMIN_PASSWORD"
 
 
 def ensure_admin(accounts: Accounts, username: str) -> None:
-    generated = accounts.ensure_admin(username, os.environ.get(PASSWORD_ENV) or None)
+    """Raises `ConfigError` (a message, not a traceback, from the CLI) when the configured
+    name or the password from the environment cannot be used."""
+    try:
+        generated = accounts.ensure_admin(username, os.environ.get(PASSWORD_ENV) or None)
+    except (AccountConflict, ValueError) as err:
+        raise ConfigError("first administrator", [str(err)]) from None
     if generated is None:
         return
     log.warning(
