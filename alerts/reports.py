@@ -184,8 +184,12 @@ def build_report(
     tz = grid.timezone
     start = datetime.combine(first, time(), tz)
     end = datetime.combine(after, time(), tz)
-    nodes = [n for n in grid.nodes_at(level)
-             if scope is None or grid.contains(n.id, scope) or grid.contains(scope, n.id)]
+    if scope is not None and scope not in grid:
+        log.warning("report for scope %r, which is not in the grid: it holds nothing", scope)
+        nodes = []
+    else:
+        nodes = [n for n in grid.nodes_at(level) if scope is None
+                 or grid.contains(n.id, scope) or grid.contains(scope, n.id)]
     figures = {n.id: Figures(n) for n in nodes}
     for item in _outcomes(store, start, end, cells):
         node = _node_at(grid, item.grid_cell, level)

@@ -8,9 +8,9 @@ import io
 from typing import TYPE_CHECKING
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
-from alerts.db import AuditRow, OutboxRow
+from alerts.db import AuditRow, OutboxRow, UserRow
 from tests.support.incidents import event, mot_frame, mot_people
 
 if TYPE_CHECKING:
@@ -208,3 +208,17 @@ def test_overdue_filter_and_report_csv_follow_the_scope(env: Env, incidents):
     rows = list(csv.DictReader(io.StringIO(text.text)))
     assert {r["node"]: int(r["opened"]) for r in rows} == {
         "cell-a1": 1, "cell-a2": 1, "cell-b1": 1}
+
+
+def test_user_whose_scope_left_the_grid_sees_nothing(env: Env, incidents):
+    stale = env.token_client("op-old", "operator", "twp-a")
+    with env.store.writing() as session:
+        session.execute(update(UserRow).where(UserRow.username == "op-old")
+                        .values(scope="twp-merged-away"))
+    day = env.store.get_incident(incidents["cam-a1"]).start_wall.date()
+
+    assert listed(stale) == set()
+    assert stale.get(f"/api/incidents/{incidents['cam-a1']}").status_code == 404
+    assert stale.get("/api/cameras").json() == []
+    assert stale.get("/api/grid").status_code == 404
+    assert stale.get("/api/reports", params={"date": day, "level": "city"}).json()["rows"] == []
