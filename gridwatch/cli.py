@@ -74,6 +74,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     """Run a command, turning every expected failure into a message and an exit code."""
     from detectors.backends.base import ModelMismatchError, UnknownBackendError
+    from detectors.backends.optional import BackendUnavailableError
     from gridwatch.demo import DemoFootageError
     from ingest.errors import SourceError
     from models.errors import ChecksumMismatchError, UnknownModelError, WeightsMissingError
@@ -85,7 +86,7 @@ def _run(args: argparse.Namespace) -> int:
             print(f"{err.source}: {problem}", file=sys.stderr)
         return EXIT_CONFIG
     except (WeightsMissingError, ChecksumMismatchError, UnknownModelError, ModelMismatchError,
-            UnknownBackendError) as err:
+            UnknownBackendError, BackendUnavailableError) as err:
         print(f"model: {err}", file=sys.stderr)
         return EXIT_MODEL
     except (SourceError, DemoFootageError) as err:

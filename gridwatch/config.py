@@ -48,7 +48,8 @@ class ModelConfig(Strict):
     path: Path | None = Field(default=None,
                               description="A local weights file instead of the manifest's")
     dir: Path | None = Field(default=None, description="Folder searched first for weights")
-    backend: str = "onnxruntime"
+    backend: str | None = Field(default=None, description="onnxruntime, openvino or "
+                                "ultralytics; default: the manifest's choice for the model")
     threads: int = Field(default=1, ge=1, le=64)
     conf: float = Field(default=0.3, gt=0, lt=1)
 

@@ -30,6 +30,9 @@ MANIFEST_PATH = Path(__file__).with_name("manifest.yaml")
 
 Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 OnnxFileName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+\.onnx$")]
+# The runtimes a manifest entry may choose; `detectors.backends.factory.BACKENDS` builds them.
+BackendName = Literal["onnxruntime", "openvino", "ultralytics"]
+DEFAULT_BACKEND: BackendName = "onnxruntime"
 
 
 class ModelSpec(BaseModel):
@@ -56,6 +59,10 @@ class ManifestEntry(ModelSpec):
     sha256: Sha256
     bytes: PositiveInt
     licence: str = Field(min_length=1)
+    backend: BackendName = Field(
+        DEFAULT_BACKEND,
+        description="The runtime used when the caller names none (measured fastest here)",
+    )
 
 
 class Manifest(BaseModel):

@@ -45,7 +45,8 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 
 EXTRAS="postgres,redis,mqtt"
-[ "$WITH_TEST" = 1 ] && EXTRAS="$EXTRAS,test"
+# OpenVINO and onnx are optional at run time; the tests exercise both (~210 MB, ~15 s).
+[ "$WITH_TEST" = 1 ] && EXTRAS="$EXTRAS,test,openvino,onnx"
 STAMP="$VENV/.gridwatch-installed"
 WANT="$(cat pyproject.toml scripts/setup.sh | sha256sum | cut -c1-16) $EXTRAS"
 if [ ! -f "$STAMP" ] || ! grep -qxF "$WANT" "$STAMP"; then

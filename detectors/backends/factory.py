@@ -1,7 +1,9 @@
 """Build a detector from a model name (or .onnx path) and a backend name.
 
-Backends register a builder in `BACKENDS`; OpenVINO or Ultralytics backends slot in there with
-the same signature, and the rest of the pipeline only ever sees the `Detector` protocol.
+Backends register a builder in `BACKENDS`, and the rest of the pipeline only ever sees the
+`Detector` protocol. With no backend named, the manifest entry's `backend` decides (files that
+are not in the manifest run on onnxruntime). OpenVINO and Ultralytics are optional extras: their
+backends import them only when built, and say which extra to install when they are missing.
 """
 
 from __future__ import annotations
@@ -12,7 +14,9 @@ from typing import Any
 
 from detectors.backends.base import Detector, UnknownBackendError
 from detectors.backends.onnx_backend import OnnxDetector
-from models.manifest import Manifest, ModelSpec, load_manifest
+from detectors.backends.openvino_backend import OpenVinoDetector
+from detectors.backends.ultralytics_backend import UltralyticsDetector
+from models.manifest import DEFAULT_BACKEND, Manifest, ManifestEntry, ModelSpec, load_manifest
 from models.weights import is_path_like, resolve_weights
 
 BackendBuilder = Callable[..., Detector]
@@ -24,25 +28,44 @@ def _onnxruntime(
     return OnnxDetector(spec, weights, class_lists=manifest.class_lists.values(), **options)
 
 
-BACKENDS: dict[str, BackendBuilder] = {"onnxruntime": _onnxruntime}
+def _openvino(
+    spec: ModelSpec | None, weights: Path, manifest: Manifest, **options: Any
+) -> Detector:
+    return OpenVinoDetector(spec, weights, class_lists=manifest.class_lists.values(), **options)
+
+
+def _ultralytics(
+    spec: ModelSpec | None, weights: Path, manifest: Manifest, **options: Any
+) -> Detector:
+    return UltralyticsDetector(spec, weights, **options)
+
+
+BACKENDS: dict[str, BackendBuilder] = {
+    "onnxruntime": _onnxruntime,
+    "openvino": _openvino,
+    "ultralytics": _ultralytics,
+}
 
 
 def create_detector(
     model_name_or_path: str | Path,
     model_dir: Path | None = None,
-    backend: str = "onnxruntime",
+    backend: str | None = None,
     threads: int = 1,
     conf: float = 0.25,
     nms_iou: float = 0.45,
+    *,
+    manifest: Manifest | None = None,
 ) -> Detector:
-    """Resolve (and verify, or fetch) the weights, then load them with the named backend."""
-    builder = BACKENDS.get(backend)
-    if builder is None:
+    """Resolve (and verify, or fetch) the weights, then load them with the named backend, or
+    with the manifest's choice for the model when `backend` is None."""
+    if backend is not None and backend not in BACKENDS:
         raise UnknownBackendError(backend, sorted(BACKENDS))
-    manifest = load_manifest()
+    manifest = manifest or load_manifest()
     weights = resolve_weights(model_name_or_path, model_dir, manifest=manifest)
     if is_path_like(model_name_or_path):
         spec: ModelSpec | None = manifest.by_file(weights.name)
     else:
         spec = manifest.get(str(model_name_or_path))
-    return builder(spec, weights, manifest, threads=threads, conf=conf, nms_iou=nms_iou)
+    chosen = backend or (spec.backend if isinstance(spec, ManifestEntry) else DEFAULT_BACKEND)
+    return BACKENDS[chosen](spec, weights, manifest, threads=threads, conf=conf, nms_iou=nms_iou)
