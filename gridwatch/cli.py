@@ -1,4 +1,4 @@
-"""The `gridwatch` command: serve, check-config, analyze, users.
+"""The `gridwatch` command: serve, check-config, analyze, users, models.
 
 Every expected failure (bad configuration, missing weights, an unreachable stream) ends with
 a one-paragraph message naming the field, file or stream, and a non-zero exit code; a
@@ -122,8 +122,10 @@ def build_parser() -> argparse.ArgumentParser:
     analyze.set_defaults(func=_cmd_analyze)
 
     from gridwatch.auth.cli import add_parser as add_users_parser
+    from gridwatch.models_cli import add_parser as add_models_parser
 
     add_users_parser(sub)
+    add_models_parser(sub)
     return parser
 
 
