@@ -36,7 +36,8 @@ class AvSource(Source):
         super().__init__(uri, options, camera_id, counters)
         self.live = live
         self._uri = uri
-        self._skip_applied: str | None = None
+        self._decoder: av.VideoCodecContext | None = None
+        self._decoder_keyframes_only: bool | None = None
         self._container = self._open()
         stream = self._container.streams.video[0]
         rate = stream.average_rate or stream.guessed_rate
@@ -74,10 +75,7 @@ class AvSource(Source):
             container.close()
             raise SourceError(CameraState.UNSUPPORTED,
                               f"no decoder for the video codec of {self.display_uri}")
-        threads = self.options.decoder_threads
-        stream.codec_context.thread_count = threads
-        stream.codec_context.thread_type = "SLICE" if threads == 1 else "AUTO"
-        self._skip_applied = None
+        self._close_decoder()
         log.debug("%s: opened %s in %.2f s", self.camera_id, self.display_uri,
                   time.monotonic() - started)
         return container
@@ -124,9 +122,8 @@ class AvSource(Source):
                 self.counters.packet(packet.size)
                 if self._packets is not None:
                     self._packets.push(packet, self._packet_wall(packet))
-            self._apply_skip(stream.codec_context)
             try:
-                decoded = packet.decode()
+                decoded = self._decoder_for(stream).decode(packet)
             except av.FFmpegError as exc:
                 # Damaged data: the decoder resynchronises at the next good picture.
                 self.counters.decode_errors += 1
@@ -159,11 +156,44 @@ class AvSource(Source):
         error = classify(exc, connected=self._delivered)
         return SourceError(error.state, f"{self.display_uri}: {error.reason}")
 
-    def _apply_skip(self, codec_context: av.VideoCodecContext) -> None:
-        wanted = "NONKEY" if self._keyframes_only else "DEFAULT"
-        if wanted != self._skip_applied:
-            codec_context.skip_frame = wanted
-            self._skip_applied = wanted
+    def _decoder_for(self, stream: av.video.stream.VideoStream) -> av.VideoCodecContext:
+        """The decoder of the current mode; a switch of mode starts a fresh one.
+
+        A decoder that skipped the P-frames holds no valid references for them: switched to
+        every frame mid-GOP it puts out pictures 13-18 grey levels off until the next
+        keyframe (measured), which motion detection would take for movement. A fresh H.264
+        decoder puts out nothing before the next keyframe, so the switch costs at most one
+        GOP of frames and never a corrupt one.
+        """
+        keyframes_only = self._keyframes_only
+        if self._decoder is None or self._decoder_keyframes_only != keyframes_only:
+            self._close_decoder()
+            self._decoder = self._new_decoder(stream, keyframes_only)
+            self._decoder_keyframes_only = keyframes_only
+        return self._decoder
+
+    def _new_decoder(self, stream: av.video.stream.VideoStream,
+                     keyframes_only: bool) -> av.VideoCodecContext:
+        template = stream.codec_context
+        decoder = av.CodecContext.create(template.name, "r")
+        decoder.extradata = template.extradata
+        decoder.width, decoder.height = template.width, template.height
+        if template.pix_fmt:
+            decoder.pix_fmt = template.pix_fmt
+        if keyframes_only and self.options.keyframe_skip_loop_filter:
+            # Only intra pictures are decoded, so nothing is predicted from the skipped
+            # filtering and no error drifts from frame to frame.
+            decoder.options = {"skip_loop_filter": "all"}
+        threads = self.options.decoder_threads
+        decoder.thread_count = threads
+        decoder.thread_type = "SLICE" if threads == 1 else "AUTO"
+        decoder.skip_frame = "NONKEY" if keyframes_only else "DEFAULT"
+        return decoder
+
+    def _close_decoder(self) -> None:
+        """Drop the decoder; PyAV frees it (and its picture buffers) with the last reference."""
+        self._decoder = None
+        self._decoder_keyframes_only = None
 
     def _frame(self, video_frame: av.VideoFrame) -> Frame:
         frame = Frame(
@@ -176,4 +206,5 @@ class AvSource(Source):
 
     def close(self) -> None:
         super().close()
+        self._close_decoder()
         self._container.close()

@@ -31,12 +31,14 @@ from ingest.watchdog import WATCHDOG, StallWatchdog
 log = logging.getLogger(__name__)
 
 StateListener = Callable[[str, StateChange], None]
+FrameListener = Callable[[str], None]
 
 
 class CameraRunner:
     """Owns one camera's reader thread and its state machine.
 
-    Frames go into `mailbox` (one slot: the newest wins). `t` and `index` continue across
+    Frames go into `mailbox` (one slot: the newest wins); `on_frame(camera_id)` is called
+    after each, so that one consumer can serve many cameras. `t` and `index` continue across
     reconnects (t advances by the wall-clock gap), so downstream tracking never sees time
     run backwards after an outage. With a `packet_buffer`, every encoded video packet is
     also kept there for the last seconds (evidence clips, cut without re-encoding).
@@ -49,6 +51,7 @@ class CameraRunner:
         options: StreamOptions | None = None,
         *,
         on_state: StateListener | None = None,
+        on_frame: FrameListener | None = None,
         watchdog: StallWatchdog | None = None,
         history_size: int = 50,
         packet_buffer: PacketRingBuffer | None = None,
@@ -61,6 +64,7 @@ class CameraRunner:
         self.mailbox = LatestFrame()
         self._uri = uri
         self._on_state = on_state
+        self._on_frame = on_frame
         self._watchdog = watchdog or WATCHDOG
         self._backoff = Backoff(self.options)
         self._keyframes_only = self.options.keyframes_only
@@ -299,6 +303,8 @@ class CameraRunner:
         self._last_t, self._last_wall = frame.t, frame.wall
         if self.mailbox.put(frame):
             self.counters.frames_dropped += 1
+        if self._on_frame is not None:
+            self._on_frame(self.camera_id)
 
     def _continued_t(self) -> float:
         if self._last_t is None:

@@ -33,6 +33,10 @@ class StreamOptions(BaseModel):
                                           description="cap of that wait")
     decoder_threads: int = Field(1, ge=0, le=16, description="0 lets FFmpeg choose")
     keyframes_only: bool = Field(False, description="start decoding keyframes only")
+    keyframe_skip_loop_filter: bool = Field(
+        True, description="keyframes-only mode skips the deblocking filter: keyframes decode "
+                          "cheaper (benchmarks/ingest_capacity.py measures it) and, as no "
+                          "picture is predicted from them, no error drifts")
     low_latency: bool = Field(True, description="fflags=nobuffer, small probe")
     probe_size: int = Field(500_000, ge=32, description="bytes probed when opening")
     analyze_duration_s: float = Field(0.5, gt=0, le=30, description="media probed when opening")
