@@ -1,4 +1,4 @@
-"""Evidence files of incidents: an annotated snapshot per incident (clips come later).
+"""Evidence files of incidents: an annotated snapshot per incident (clips: `alerts.clips`).
 
 The snapshot shows what the operator must judge at a glance: the zone, the objects with
 class, score and track, and where and when. It is drawn on a copy, because the frame is
@@ -41,6 +41,11 @@ class EvidenceWriter:
     def snapshot_path(incident_id: str, started: datetime) -> str:
         """`YYYY/MM/DD/<id>.jpg` by the incident's UTC start day, so folders stay small."""
         return f"{started.astimezone(UTC):%Y/%m/%d}/{incident_id}.jpg"
+
+    @staticmethod
+    def clip_path(name: str, started: datetime) -> str:
+        """`YYYY/MM/DD/<name>.mp4`: an incident's clip lies next to its snapshot."""
+        return f"{started.astimezone(UTC):%Y/%m/%d}/{name}.mp4"
 
     def path_of(self, relative: str) -> Path:
         """The file of a stored relative path; refuses paths that leave the evidence dir."""

@@ -3,7 +3,8 @@
 Events arrive as start/update/end per (camera, zone, kind). The manager folds them into one
 stored incident per key, reopens it when the condition comes back within the cooldown (so a
 person stepping out of view for a moment does not page anyone twice), keeps the best
-snapshot, and commits before anyone hears about it.
+snapshot, records the clip once a recorder has written it, and commits before anyone hears
+about it.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import logging
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import select
@@ -34,6 +35,9 @@ log = logging.getLogger(__name__)
 SEVERITIES = ("low", "medium", "high", "critical")
 _RANK = {name: rank for rank, name in enumerate(SEVERITIES)}
 PHASES = ("start", "update", "end")
+# A worker's clip names the time of the event that started it, which is the incident's start
+# as stored; the slack only absorbs rounding by the database.
+CLIP_MATCH_SLACK = timedelta(seconds=1)
 
 
 def dedup_key(camera: str, zone: str, kind: str) -> str:
@@ -92,6 +96,60 @@ class IncidentManager:
         for incident in changes:
             self.store.announce(incident)
         return changes[-1] if changes else None
+
+    def attach_clip(self, incident_id: str, relative: str) -> Incident | None:
+        """Record `relative` (a clip already in the evidence dir) as the incident's clip.
+
+        Returns the changed incident, announced like any change (and the incident unchanged
+        when it already has this clip); None when the incident is gone or already has another
+        clip (the new file is then removed, as nothing refers to it).
+        """
+        return self._attach(relative, lambda session: session.get(
+            IncidentRow, incident_id, with_for_update=True), f"incident {incident_id}")
+
+    def attach_clip_for(self, key: str, wall: float, relative: str) -> Incident | None:
+        """`attach_clip` for a recorder that knows the incident only by its dedup key (a
+        camera worker): the incident of `key` that had started by Unix time `wall`."""
+        started_by = datetime.fromtimestamp(wall, UTC) + CLIP_MATCH_SLACK
+
+        def latest(session: Session) -> IncidentRow | None:
+            return session.scalars(
+                select(IncidentRow)
+                .where(IncidentRow.dedup_key == key, IncidentRow.start_wall <= started_by)
+                .order_by(IncidentRow.start_wall.desc()).limit(1).with_for_update()
+            ).first()
+
+        return self._attach(relative, latest, f"the incident of {key} at {wall:.3f}")
+
+    def _attach(self, relative: str, find: Callable[[Session], IncidentRow | None],
+                what: str) -> Incident | None:
+        path = self.evidence.path_of(relative)
+        if not path.is_file():
+            raise ValueError(f"clip {relative!r} of {what} is not in the evidence directory")
+        retrying = Retrying(
+            retry=retry_if_exception_type(ConcurrentUpdate),
+            stop=stop_after_attempt(3), wait=wait_random(0, 0.05), reraise=True,
+        )
+        for attempt in retrying:
+            with attempt, self.store.writing() as session:
+                row = find(session)
+                if row is None or row.clip is not None:
+                    view, changed = (None if row is None else incident_view(session, row)), False
+                else:
+                    row.clip = relative
+                    _touch(row)
+                    session.flush()
+                    view, changed = incident_view(session, row), True
+                    enqueue(session, view, "incident.updated")
+        if changed:
+            log.info("incident %s: clip %s", view.id, relative)
+            self.store.announce(view)
+            return view
+        if view is not None and view.clip == relative:
+            return view  # told twice (a worker resending after a restart)
+        log.warning("clip %s not recorded: %s is gone or has another clip", relative, what)
+        path.unlink(missing_ok=True)
+        return None
 
     def _apply(self, event: Event) -> list[Incident]:
         new_files: list[Path] = []

@@ -112,15 +112,26 @@ def build(service: Any) -> APIRouter:
         ]
         return body
 
+    def evidence_file(incident_id: str, user: User, kind: str, media_type: str) -> FileResponse:
+        """The incident's snapshot or clip file (FileResponse answers Range requests)."""
+        relative = getattr(visible(incident_id, user), kind)
+        if not relative:
+            raise HTTPException(404, f"incident {incident_id} has no {kind} yet")
+        path = service.evidence.path_of(relative)
+        if not path.is_file():
+            raise HTTPException(404, f"{kind} of incident {incident_id} is missing on disk")
+        return FileResponse(path, media_type=media_type)
+
     @router.get("/{incident_id}/snapshot", response_class=FileResponse, responses=not_found)
     def snapshot(incident_id: str, user: CurrentUser) -> FileResponse:
-        found = visible(incident_id, user)
-        if not found.snapshot:
-            raise HTTPException(404, f"incident {incident_id} has no snapshot yet")
-        path = service.evidence.path_of(found.snapshot)
-        if not path.is_file():
-            raise HTTPException(404, f"snapshot of incident {incident_id} is missing on disk")
-        return FileResponse(path, media_type="image/jpeg")
+        return evidence_file(incident_id, user, "snapshot", "image/jpeg")
+
+    @router.get("/{incident_id}/clip", response_class=FileResponse, responses={
+        **not_found, 206: {"description": "The byte range asked for (Range header)"},
+    })
+    def clip(incident_id: str, user: CurrentUser) -> FileResponse:
+        """The incident's MP4 clip; byte ranges are served so a `<video>` can seek."""
+        return evidence_file(incident_id, user, "clip", "video/mp4")
 
     @router.post("/{incident_id}/transitions", responses={
         **not_found, 403: {"description": "Viewers cannot act"},
