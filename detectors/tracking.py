@@ -35,6 +35,9 @@ from detectors.zones import Zone
 log = logging.getLogger(__name__)
 
 Box = tuple[float, float, float, float]
+#: History keeps one sample per this many seconds (the newest always): enough for speed and
+#: stationarity, and every-frame analysis of a 25 fps file costs no more than 10 fps.
+HISTORY_STEP_S = 0.1
 
 
 @dataclass(slots=True)
@@ -48,81 +51,6 @@ class ZoneVisit:
     @property
     def dwell(self) -> float:
         return self.last_inside - self.entered
-
-
-@dataclass(slots=True)
-class _Sample:
-    t: float
-    foot: tuple[float, float]
-    size: float
-    ground: tuple[float, float] | None
-
-
-@dataclass(slots=True)
-class Track:
-    """One tracked object.
-
-    `detection` is its detection in the latest analysed frame (None while it is not seen).
-    `size` is the larger box side in pixels: speeds and stationarity are measured against it,
-    so they mean the same for a near and a far object. `stationary` is None until the track
-    is older than the stationarity window.
-    """
-
-    id: int
-    cls: str
-    box: Box
-    score: float
-    first_seen: float
-    last_seen: float
-    detection: Detection | None = None
-    hits: int = 0
-    zones: dict[str, ZoneVisit] = field(default_factory=dict)
-    stationary: bool | None = None
-    velocity_px_s: tuple[float, float] | None = None
-    speed_px_s: float | None = None
-    speed_mps: float | None = None
-    votes: Counter = field(default_factory=Counter, repr=False)
-    history: deque = field(default_factory=deque, repr=False)
-
-    @property
-    def size(self) -> float:
-        x1, y1, x2, y2 = self.box
-        return max(x2 - x1, y2 - y1, 1.0)
-
-    @property
-    def foot(self) -> tuple[float, float]:
-        x1, _, x2, y2 = self.box
-        return (x1 + x2) / 2.0, y2
-
-    @property
-    def speed_sizes_s(self) -> float | None:
-        """Speed in object sizes per second: comparable near and far from the camera."""
-        return None if self.speed_px_s is None else self.speed_px_s / self.size
-
-    @property
-    def age(self) -> float:
-        return self.last_seen - self.first_seen
-
-    def inside(self, zone_id: str) -> bool:
-        visit = self.zones.get(zone_id)
-        return visit is not None and visit.inside
-
-    def dwell(self, zone_id: str) -> float:
-        """Seconds since the track entered the zone (0 when it is not in it)."""
-        visit = self.zones.get(zone_id)
-        return visit.dwell if visit is not None else 0.0
-
-    def to_json(self) -> dict:
-        return {
-            "id": self.id, "cls": self.cls, "first_seen": round(self.first_seen, 3),
-            "last_seen": round(self.last_seen, 3), "stationary": self.stationary,
-            "speed_px_s": _round(self.speed_px_s), "speed_mps": _round(self.speed_mps),
-            "dwell_s": {z: round(v.dwell, 2) for z, v in self.zones.items()},
-        }
-
-
-def _round(v: float | None) -> float | None:
-    return None if v is None else round(v, 3)
 
 
 @dataclass(slots=True)
@@ -150,6 +78,129 @@ class TrackerSettings:
     zone_exit_grace_s: float = 2.0
     stitch_within_s: float = 120.0
     stitch_iou: float = 0.3
+
+
+@dataclass(slots=True)
+class Track:
+    """One tracked object.
+
+    `detection` is its detection in the latest analysed frame (None while it is not seen).
+    `size` is the larger box side in pixels: speeds and stationarity are measured against it,
+    so they mean the same for a near and a far object. Motion (`stationary`, speeds) is
+    worked out when first asked after each sighting, so tracks no rule looks at cost nothing.
+    """
+
+    id: int
+    cls: str
+    box: Box
+    score: float
+    first_seen: float
+    last_seen: float
+    settings: TrackerSettings = field(repr=False)
+    detection: Detection | None = None
+    hits: int = 0
+    zones: dict[str, ZoneVisit] = field(default_factory=dict)
+    votes: Counter = field(default_factory=Counter, repr=False)
+    history: deque = field(default_factory=deque, repr=False)
+    _motion_t: float | None = field(default=None, repr=False)
+    _stationary: bool | None = field(default=None, repr=False)
+    _velocity: tuple[float, float] | None = field(default=None, repr=False)
+    _speed_mps: float | None = field(default=None, repr=False)
+
+    @property
+    def size(self) -> float:
+        x1, y1, x2, y2 = self.box
+        return max(x2 - x1, y2 - y1, 1.0)
+
+    @property
+    def foot(self) -> tuple[float, float]:
+        x1, _, x2, y2 = self.box
+        return (x1 + x2) / 2.0, y2
+
+    @property
+    def stationary(self) -> bool | None:
+        """The foot point stayed within `stationary_tolerance` sizes over the last
+        `stationary_window_s`; None while the track is younger than that window."""
+        self._update_motion()
+        return self._stationary
+
+    @property
+    def velocity_px_s(self) -> tuple[float, float] | None:
+        self._update_motion()
+        return self._velocity
+
+    @property
+    def speed_px_s(self) -> float | None:
+        self._update_motion()
+        return None if self._velocity is None else math.hypot(*self._velocity)
+
+    @property
+    def speed_mps(self) -> float | None:
+        """Ground speed where the zone holding the foot point is calibrated."""
+        self._update_motion()
+        return self._speed_mps
+
+    @property
+    def speed_sizes_s(self) -> float | None:
+        """Speed in object sizes per second: comparable near and far from the camera."""
+        speed = self.speed_px_s
+        return None if speed is None else speed / self.size
+
+    @property
+    def age(self) -> float:
+        return self.last_seen - self.first_seen
+
+    def inside(self, zone_id: str) -> bool:
+        visit = self.zones.get(zone_id)
+        return visit is not None and visit.inside
+
+    def dwell(self, zone_id: str) -> float:
+        """Seconds since the track entered the zone (0 when it is not in it)."""
+        visit = self.zones.get(zone_id)
+        return visit.dwell if visit is not None else 0.0
+
+    def to_json(self) -> dict:
+        return {
+            "id": self.id, "cls": self.cls, "first_seen": round(self.first_seen, 3),
+            "last_seen": round(self.last_seen, 3), "stationary": self.stationary,
+            "speed_px_s": _round(self.speed_px_s), "speed_mps": _round(self.speed_mps),
+            "dwell_s": {z: round(v.dwell, 2) for z, v in self.zones.items()},
+        }
+
+    def _update_motion(self) -> None:
+        """Speed from the last `speed_window_s` (at least the last two samples) and
+        stationarity over the last `stationary_window_s`; history rows are
+        (t, foot x, foot y, size, ground x, ground y)."""
+        t = self.last_seen
+        if self._motion_t == t or not self.history:
+            return
+        self._motion_t = t
+        s = self.settings
+        rows = np.asarray(self.history, dtype=np.float64)
+        times = rows[:, 0]
+        self._velocity = self._speed_mps = None
+        if len(rows) >= 2:
+            first = min(int(np.searchsorted(times, t - s.speed_window_s)), len(rows) - 2)
+            recent = rows[first:]
+            if recent[-1, 0] > recent[0, 0]:
+                self._velocity = _slope(recent[:, 0], recent[:, 1:3])
+                grounded = recent[~np.isnan(recent[:, 4])]
+                if len(grounded) >= 2 and grounded[-1, 0] > grounded[0, 0]:
+                    self._speed_mps = math.hypot(*_slope(grounded[:, 0], grounded[:, 4:6]))
+        # Stationarity needs a sample at or before the window start: a track younger than the
+        # window has not shown that it stays.
+        anchor = int(np.searchsorted(times, t - s.stationary_window_s + 1e-6, side="right")) - 1
+        if anchor < 0:
+            self._stationary = None
+            return
+        window = rows[anchor:]
+        feet = window[:, 1:3]
+        spread = float(np.sqrt(((feet - np.median(feet, axis=0)) ** 2).sum(axis=1)).max())
+        self._stationary = spread <= s.stationary_tolerance * float(np.median(window[:, 3]))
+
+
+def _round(v: float | None) -> float | None:
+    return None if v is None else round(v, 3)
 
 
 class ObjectTracker:
@@ -271,7 +322,8 @@ class ObjectTracker:
         track = self._stitch(det)
         if track is None:
             first = previous_t if previous_t is not None else t
-            track = Track(self._next_id, det.cls, det.box, det.score, first, first)
+            track = Track(self._next_id, det.cls, det.box, det.score, first, first,
+                          self.settings)
             self._next_id += 1
         else:
             log.debug("track %d resumed where it stood", track.id)
@@ -319,46 +371,15 @@ class ObjectTracker:
                 visit.inside = False
                 if t - visit.last_inside > s.zone_exit_grace_s:
                     del track.zones[zone.id]
-        track.history.append(_Sample(t, foot, track.size, ground))
-        keep_from = t - 2.0 * max(s.stationary_window_s, s.speed_window_s)
-        while len(track.history) > 2 and track.history[1].t <= keep_from:
-            track.history.popleft()
-        self._motion(track, t)
-
-    def _motion(self, track: Track, t: float) -> None:
-        s = self.settings
-        samples = list(track.history)
-        recent = [x for x in samples if x.t >= t - s.speed_window_s]
-        if len(recent) < 2:
-            recent = samples[-2:]
-        if len(recent) >= 2 and recent[-1].t > recent[0].t:
-            ts = np.array([x.t for x in recent])
-            feet = np.array([x.foot for x in recent])
-            vx, vy = _slope(ts, feet[:, 0]), _slope(ts, feet[:, 1])
-            track.velocity_px_s = (vx, vy)
-            track.speed_px_s = math.hypot(vx, vy)
-            grounds = [(x.t, x.ground) for x in recent if x.ground is not None]
-            if len(grounds) >= 2 and grounds[-1][0] > grounds[0][0]:
-                gt = np.array([g[0] for g in grounds])
-                gp = np.array([g[1] for g in grounds])
-                track.speed_mps = math.hypot(_slope(gt, gp[:, 0]), _slope(gt, gp[:, 1]))
-            else:
-                track.speed_mps = None
+        sample = (t, foot[0], foot[1], track.size, *(ground or (math.nan, math.nan)))
+        history = track.history
+        if len(history) >= 2 and t - history[-2][0] < HISTORY_STEP_S:
+            history[-1] = sample
         else:
-            track.velocity_px_s = track.speed_px_s = track.speed_mps = None
-        # Stationarity needs a sample at or before the window start: a track younger than the
-        # window has not shown that it stays.
-        start = t - s.stationary_window_s
-        anchor = max((i for i, x in enumerate(samples) if x.t <= start + 1e-6), default=None)
-        if anchor is None:
-            track.stationary = None
-            return
-        window = samples[anchor:]
-        feet = np.array([x.foot for x in window])
-        centre = np.median(feet, axis=0)
-        spread = float(np.max(np.hypot(*(feet - centre).T)))
-        size = float(np.median([x.size for x in window]))
-        track.stationary = spread <= s.stationary_tolerance * size
+            history.append(sample)
+        keep_from = t - 2.0 * max(s.stationary_window_s, s.speed_window_s)
+        while len(history) > 2 and history[1][0] <= keep_from:
+            history.popleft()
 
     def _retire(self, t: float) -> None:
         """Drop tracks ByteTrack dropped; keep stationary ones for a while to resume them."""
@@ -389,11 +410,15 @@ def _to_supervision(detections: list[Detection]) -> sv.Detections:
     )
 
 
-def _slope(ts: np.ndarray, values: np.ndarray) -> float:
-    """Least-squares rate of change: steadier than first-to-last on jittery boxes."""
+def _slope(ts: np.ndarray, values: np.ndarray) -> tuple[float, float]:
+    """Least-squares rate of change of two columns: steadier than first-to-last on jittery
+    boxes."""
     dt = ts - ts.mean()
-    denom = float(np.dot(dt, dt))
-    return float(np.dot(dt, values - values.mean()) / denom) if denom > 0 else 0.0
+    denom = float(dt @ dt)
+    if denom <= 0:
+        return 0.0, 0.0
+    vx, vy = dt @ (values - values.mean(axis=0)) / denom
+    return float(vx), float(vy)
 
 
 def _iou(a: Box, b: Box) -> float:
