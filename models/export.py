@@ -215,8 +215,10 @@ def export_ultralytics(
     try:
         model = ultralytics.YOLO(str(weights), task="detect")
         names = model_names(model)
+        # No ONNX simplifier: Ultralytics would try to pip-install onnxslim, and sites are offline.
+        options = {"simplify": False} if fmt == "onnx" else {}
         written = Path(
-            model.export(format=fmt, imgsz=imgsz, dynamic=dynamic, simplify=False, device="cpu")
+            model.export(format=fmt, imgsz=imgsz, dynamic=dynamic, device="cpu", **options)
         )
     except Exception as exc:  # Ultralytics raises assorted errors for unexportable models
         raise ExportError(f"Ultralytics could not export {weights} to {fmt}: {exc}") from exc
