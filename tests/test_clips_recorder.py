@@ -59,6 +59,16 @@ def wait_for_span(buffer: PacketRingBuffer, seconds: float, timeout: float = 20.
     raise TimeoutError(f"the buffer did not reach {seconds} s: {buffer.stats()}")
 
 
+def recorder_on(buffer: PacketRingBuffer | None, evidence: EvidenceWriter, filled_s: float,
+                **settings: float) -> tuple[ClipRecorder, Ready]:
+    """A recorder on `buffer` (once it holds `filled_s` seconds) and its ready clips."""
+    assert buffer is not None
+    ready = Ready()
+    recorder = ClipRecorder(buffer, evidence, on_ready=ready, **settings)
+    wait_for_span(buffer, filled_s)
+    return recorder, ready
+
+
 def mp4_packets(path: Path) -> list[av.Packet]:
     with av.open(str(path)) as container:
         return [p for p in container.demux(video=0) if p.size]
@@ -113,11 +123,9 @@ def test_clip_of_a_b_frame_camera_is_its_packets_remuxed_in_decode_order(
     buffer = PacketRingBuffer(max_seconds=8.0)
     runner = CameraRunner("boat", str(source), StreamOptions(realtime=True, loop=True),
                           packet_buffer=buffer).start()
-    ready = Ready()
-    recorder = ClipRecorder(buffer, evidence, pre_roll_s=2.0, post_roll_s=1.0, max_clip_s=10,
-                            on_ready=ready)
     try:
-        wait_for_span(buffer, 3.5)
+        recorder, ready = recorder_on(buffer, evidence, 3.5,
+                                      pre_roll_s=2.0, post_roll_s=1.0, max_clip_s=10)
         event_wall = time.time() - 0.3
         path = recorder.start("boat-1", event_wall, name="inc-boat")
         clip = ready.wait("boat-1")
@@ -152,12 +160,8 @@ def test_clip_of_a_b_frame_camera_is_its_packets_remuxed_in_decode_order(
 def test_clip_of_a_live_camera_has_pre_and_post_roll_and_every_frame_it_sent(
     live_camera: CameraRunner, rtsp_clip: Path, evidence: EvidenceWriter,
 ) -> None:
-    buffer = live_camera.packet_buffer
-    assert buffer is not None
-    ready = Ready()
-    recorder = ClipRecorder(buffer, evidence, pre_roll_s=1.0, post_roll_s=1.0, max_clip_s=5,
-                            on_ready=ready)
-    wait_for_span(buffer, 2.0)
+    recorder, ready = recorder_on(live_camera.packet_buffer, evidence, 2.0,
+                                  pre_roll_s=1.0, post_roll_s=1.0, max_clip_s=5)
     event_wall = time.time() - 0.2
     recorder.start("incident-a", event_wall)
     clip = ready.wait("incident-a")
@@ -187,12 +191,8 @@ def test_clip_of_a_live_camera_has_pre_and_post_roll_and_every_frame_it_sent(
 def test_events_extend_a_clip_up_to_its_maximum(
     live_camera: CameraRunner, evidence: EvidenceWriter,
 ) -> None:
-    buffer = live_camera.packet_buffer
-    assert buffer is not None
-    ready = Ready()
-    recorder = ClipRecorder(buffer, evidence, pre_roll_s=0.5, post_roll_s=0.5, max_clip_s=2.0,
-                            on_ready=ready)
-    wait_for_span(buffer, 1.5)
+    recorder, ready = recorder_on(live_camera.packet_buffer, evidence, 1.5,
+                                  pre_roll_s=0.5, post_roll_s=0.5, max_clip_s=2.0)
     now = time.time()
     recorder.start("long", now)
     assert recorder.extend("long", now + 0.8)
@@ -210,12 +210,8 @@ def test_events_extend_a_clip_up_to_its_maximum(
 def test_finish_writes_what_has_arrived_without_waiting_for_the_post_roll(
     live_camera: CameraRunner, evidence: EvidenceWriter,
 ) -> None:
-    buffer = live_camera.packet_buffer
-    assert buffer is not None
-    ready = Ready()
-    recorder = ClipRecorder(buffer, evidence, pre_roll_s=0.5, post_roll_s=20.0,
-                            max_clip_s=30.0, on_ready=ready)
-    wait_for_span(buffer, 1.0)
+    recorder, ready = recorder_on(live_camera.packet_buffer, evidence, 1.0,
+                                  pre_roll_s=0.5, post_roll_s=20.0, max_clip_s=30.0)
     started = time.monotonic()
     recorder.start("stopping", time.time())
     time.sleep(0.5)
@@ -234,11 +230,9 @@ def test_clip_spanning_a_reconnect_is_one_playable_file(
     buffer = PacketRingBuffer(max_seconds=4.0)
     runner = CameraRunner("cam", server.url("cam"), StreamOptions(backoff_initial_s=0.2),
                           packet_buffer=buffer).start()
-    ready = Ready()
-    recorder = ClipRecorder(buffer, evidence, pre_roll_s=0.5, post_roll_s=7.0, max_clip_s=10,
-                            on_ready=ready)
     try:
-        wait_for_span(buffer, 1.0)
+        recorder, ready = recorder_on(buffer, evidence, 1.0,
+                                      pre_roll_s=0.5, post_roll_s=7.0, max_clip_s=10)
         event_wall = time.time()
         recorder.start("outage", event_wall)
         time.sleep(0.5)
