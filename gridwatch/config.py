@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from alerts.clips import ClipSettings
 from alerts.escalation import DeadlinesSpec
 from alerts.grid import GridSpec
 from alerts.sinks.specs import DeliverySpec, SinkSpec
@@ -113,6 +114,8 @@ class Config(Strict):
     cameras: list[CameraConfig] = Field(default_factory=list)
     model: ModelConfig = Field(default_factory=ModelConfig)
     storage: StorageConfig = Field(default_factory=StorageConfig)
+    clips: ClipSettings = Field(default_factory=ClipSettings,
+                                description="Evidence clips cut from each camera's packets")
     api: ApiConfig = Field(default_factory=ApiConfig)
     analysis: AnalysisConfig = Field(default_factory=AnalysisConfig)
     incident_cooldown_s: float = Field(default=60.0, ge=0)

@@ -16,6 +16,7 @@ from typing import Any
 import uvicorn
 from sqlalchemy.engine import make_url
 
+from alerts.clips import ClipSettings
 from alerts.delivery import OutboxDispatcher
 from alerts.escalation import EscalationJob, Escalator
 from alerts.evidence import EvidenceWriter
@@ -41,10 +42,15 @@ class CameraPipeline:
     """Ingest and analysis of one camera, started and stopped together."""
 
     def __init__(self, camera: CameraConfig, detector: Detector, manager: IncidentManager,
-                 analysis_fps: float, conf: float) -> None:
+                 analysis_fps: float, conf: float, clips: ClipSettings | None = None) -> None:
         self.camera = camera
         self.manager = manager
-        self.runner = CameraRunner(camera.id, analysis_url(camera), camera_options(camera))
+        # Clips come from the stream the core analyses, so they show what it saw.
+        packets = clips.buffer() if clips is not None and clips.enabled else None
+        self.runner = CameraRunner(camera.id, analysis_url(camera), camera_options(camera),
+                                   packet_buffer=packets)
+        self.clips = None if clips is None or packets is None else clips.recorder(
+            packets, manager.evidence, on_ready=lambda c: manager.attach_clip(c.key, c.path))
         self.analyzer = CameraAnalyzer(camera.id, camera.zones, detector,
                                        analysis_fps=analysis_fps, conf=conf)
         self._stopping = threading.Event()
@@ -75,6 +81,8 @@ class CameraPipeline:
         self._thread.join(timeout=10)
         for event in self.analyzer.finish():
             self._handle(event)
+        if self.clips is not None:
+            self.clips.close()
 
     def _analyse(self) -> None:
         while not self._stopping.is_set():
@@ -104,7 +112,9 @@ class CameraPipeline:
 
     def _handle(self, event: Any) -> None:
         try:
-            self.manager.handle(event)
+            incident = self.manager.handle(event)
+            if self.clips is not None and incident is not None:
+                self.clips.follow(incident, event)
         except Exception:
             log.exception("camera %s: could not store %s event of %s/%s", self.camera.id,
                           event.phase, event.zone, event.kind)
@@ -158,7 +168,8 @@ class Service:
                                         backend=model.backend, threads=model.threads,
                                         conf=model.conf)
         self.pipelines = [
-            CameraPipeline(cam, self.detector, self.manager, config.analysis.fps, model.conf)
+            CameraPipeline(cam, self.detector, self.manager, config.analysis.fps, model.conf,
+                           config.clips)
             for cam in config.cameras if cam.enabled
         ]
 
