@@ -27,8 +27,10 @@ def _setup_logging(level: str) -> None:
         level=getattr(logging, level.upper(), logging.INFO),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    # Migrations announce every plugin at INFO; only their problems matter to an operator.
-    logging.getLogger("alembic").setLevel(max(logging.WARNING, logging.getLogger().level))
+    # Migrations announce every plugin, httpx every webhook request, at INFO: only their
+    # problems matter to an operator.
+    for noisy in ("alembic", "httpx"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
 
 
 def _cmd_check_config(args: argparse.Namespace) -> int:
