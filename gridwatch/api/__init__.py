@@ -20,7 +20,7 @@ from alerts.evidence import EvidenceWriter
 from alerts.grid import Grid
 from alerts.storage import IncidentStore
 from gridwatch import console
-from gridwatch.api import admin, cameras, incidents, reports, session
+from gridwatch.api import admin, cameras, incidents, outbox, reports, session
 from gridwatch.auth import Accounts
 from gridwatch.auth.accounts import AccountConflict, AccountNotFound, OutOfScope
 
@@ -58,7 +58,7 @@ def create_app(service: ServiceView) -> FastAPI:
             states[cam["state"]] = states.get(cam["state"], 0) + 1
         return {"status": "ok", "version": gridwatch.__version__, "cameras": states}
 
-    for module in (session, cameras, incidents, reports, admin):
+    for module in (session, cameras, incidents, reports, admin, outbox):
         app.include_router(module.build(service))
     app.include_router(console.build(service))
 
