@@ -4,6 +4,7 @@ surging."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -138,20 +139,53 @@ def test_over_density_uses_the_zone_area(hall) -> None:
     assert not starts(run(dense, hall, area_m2=800))
 
 
+def baseline_walk(hall: list[Sample]) -> list[Sample]:
+    """The hall clip forward then backward: 27 s of normal walking."""
+    back = [Sample(hall[-1].t + 0.2 + (hall[-1].t - s.t), s.image, s.detections)
+            for s in reversed(hall)]
+    return hall + back
+
+
+SURGE = {"type": "crowd", "end_after_s": 2,
+         "surge": {"factor": 2.5, "within_s": 2, "min_baseline_s": 8}}
+
+
 def test_a_sudden_speed_up_is_a_surge(hall) -> None:
-    """The hall clip forward then backward (27 s of normal walking: the baseline), then
-    forward again keeping only every 4th frame while media time runs at the normal rate:
-    everyone suddenly moves four times as fast, as in a surge. The detections are the real
-    ones of those frames; only the clock is compressed."""
-    normal = hall + [Sample(hall[-1].t + 0.2 + (hall[-1].t - s.t), s.image, s.detections)
-                     for s in reversed(hall)]
+    """After the baseline, the clip forward again keeping only every 4th frame while media
+    time runs at the normal rate: everyone suddenly moves four times as fast, as in a surge.
+    The detections are the real ones of those frames; only the clock is compressed."""
+    normal = baseline_walk(hall)
     t0 = normal[-1].t + 0.2
     fast = [Sample(t0 + 0.2 * i, s.image, s.detections) for i, s in enumerate(hall[::4])]
-    surge = {"type": "crowd", "end_after_s": 2,
-             "surge": {"factor": 2.5, "within_s": 2, "min_baseline_s": 8}}
-    events = run(surge, normal + fast)
-    [start] = starts(events)
+    [start] = starts(run(SURGE, normal + fast))
     assert t0 <= start.t <= t0 + 3.0, f"surge seen {start.t - t0:.1f} s after it began"
     found = start.details["conditions"]["surge"]
+    assert found["pattern"] == "surge"
     assert found["speed"] >= 2.5 * found["baseline"]
-    assert not starts(run(surge, normal)), "normal walking, forward and back, is no surge"
+    assert not starts(run(SURGE, normal)), "normal walking, forward and back, is no surge"
+
+
+def test_people_running_away_from_the_centre_is_a_dispersal(hall) -> None:
+    """After the baseline, every detected person of the real frames is moved away from the
+    hall's centre at 150 px/s (1.5 body sizes per second: running) from their real place:
+    the crowd scatters and leaves the picture within seconds."""
+    normal = baseline_walk(hall)
+    t0 = normal[-1].t + 0.2
+    cx, cy = 640.0, 360.0
+    scatter = []
+    for i, s in enumerate(hall[:20]):
+        moved = []
+        for d in s.fresh():
+            x1, y1, x2, y2 = d.box
+            mx, my = (x1 + x2) / 2, (y1 + y2) / 2
+            k = 150.0 * 0.2 * i / max(math.hypot(mx - cx, my - cy), 1.0)
+            dx, dy = (mx - cx) * k, (my - cy) * k
+            if 0 <= mx + dx <= 1280 and 0 <= my + dy <= 720:
+                d.box = (x1 + dx, y1 + dy, x2 + dx, y2 + dy)
+                moved.append(d)
+        scatter.append(Sample(t0 + 0.2 * i, s.image, moved))
+    [start] = starts(run(SURGE, normal + scatter))
+    assert t0 <= start.t <= t0 + 3.0
+    found = start.details["conditions"]["surge"]
+    assert found["pattern"] == "dispersal"
+    assert found["outward_share"] >= 0.5

@@ -62,6 +62,10 @@ class SurgeSettings(Strict):
         default=0.5, gt=0, le=1,
         description="Mean outward share of the motion above which it is a dispersal.",
     )
+    emptied_share: float = Field(
+        default=0.5, gt=0, le=1,
+        description="Share of the people gone within `within_s` that is a dispersal.",
+    )
     severity: Severity | None = "high"
 
 
@@ -148,41 +152,65 @@ class DensityCheck(_CountCheck):
 
 
 class SurgeCheck:
-    """The median speed of the zone's tracks against its own rolling baseline."""
+    """The median speed of the zone's tracks against its own rolling baseline, and the zone
+    emptying within seconds.
+
+    A dispersal fast enough empties the zone before enough tracks have a speed: so a drop of
+    `emptied_share` of the people from one `within_s` to the next also counts (a crowd leaving
+    over minutes loses a few per cent per `within_s`).
+    """
 
     name = "surge"
 
-    def __init__(self, s: SurgeSettings, classes: frozenset[str]) -> None:
+    def __init__(self, s: SurgeSettings, classes: frozenset[str], min_score: float) -> None:
         self.s = s
         self.classes = classes
-        self._history: deque[tuple[float, float]] = deque()
+        self.min_score = min_score
+        self._history: deque[tuple[float, float | None, int]] = deque()  # t, speed, count
 
     def evaluate(self, obs: ZoneObservation) -> Finding | None:
         s, t = self.s, obs.t
+        recent = t - s.within_s
         moving = [tr for tr in obs.tracks
                   if tr.cls in self.classes and tr.speed_sizes_s is not None]
-        while self._history and self._history[0][0] < t - s.baseline_s - s.within_s:
+        people = [d for d in obs.detections if d.cls in self.classes and d.score >= self.min_score]
+        speed = (float(np.median([tr.speed_sizes_s for tr in moving]))
+                 if len(moving) >= s.min_tracks else None)
+        self._history.append((t, speed, len(people)))
+        while self._history[0][0] < t - s.baseline_s - s.within_s:
             self._history.popleft()
-        if len(moving) < s.min_tracks:
+        if self._history[0][0] > recent - s.min_baseline_s:
             return None
-        self._history.append((t, float(np.median([tr.speed_sizes_s for tr in moving]))))
-        before = [v for when, v in self._history if when < t - s.within_s]
-        if not before or self._history[0][0] > t - s.within_s - s.min_baseline_s:
-            return None
-        now = float(np.median([v for when, v in self._history if when >= t - s.within_s]))
-        baseline = float(np.median(before))
-        if now < s.factor * baseline or now - baseline < s.min_increase:
+        now = [v for when, v, _ in self._history if when >= recent and v is not None]
+        before = [v for when, v, _ in self._history if when < recent and v is not None]
+        faster = bool(now and before) and _jump(float(np.median(now)), float(np.median(before)),
+                                                s)
+        was = [n for when, _, n in self._history if recent - s.within_s <= when < recent]
+        left = [n for when, _, n in self._history if when >= recent]
+        emptied = bool(was) and np.median(was) >= s.min_tracks and (
+            np.median(left) <= (1 - s.emptied_share) * np.median(was))
+        if not (faster or emptied):
             return None
         outward = outward_share(moving)
-        detections = [tr.detection for tr in moving if tr.detection is not None]
-        return Finding(
-            objects=count_objects(detections), detections=detections,
-            score=sum(d.score for d in detections),
-            details={"pattern": "dispersal" if outward >= s.dispersal_share else "surge",
-                     "speed": round(now, 3), "baseline": round(baseline, 3),
-                     "outward_share": round(outward, 3), "tracks": len(moving)},
-            severity=s.severity,
-        )
+        details = {
+            "pattern": "dispersal" if emptied or outward >= s.dispersal_share else "surge",
+            "speed": _round(np.median(now)) if now else None,
+            "baseline": _round(np.median(before)) if before else None,
+            "outward_share": round(outward, 3), "tracks": len(moving),
+            "count": len(people), "count_before": _round(np.median(was)) if was else None,
+        }
+        evidence = people or [tr.detection for tr in moving if tr.detection is not None]
+        return Finding(objects=count_objects(evidence), detections=evidence,
+                       score=sum(d.score for d in evidence), details=details,
+                       severity=s.severity)
+
+
+def _jump(now: float, baseline: float, s: SurgeSettings) -> bool:
+    return now >= s.factor * baseline and now - baseline >= s.min_increase
+
+
+def _round(v: float) -> float:
+    return round(float(v), 3)
 
 
 def outward_share(tracks: list) -> float:

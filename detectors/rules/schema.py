@@ -86,7 +86,7 @@ def build_rule(spec: RuleCommon) -> Rule:
         if spec.density is not None:
             conditions.append(DensityCheck(spec.density, classes, spec.min_score, tolerance))
         if spec.surge is not None:
-            conditions.append(SurgeCheck(spec.surge, classes))
+            conditions.append(SurgeCheck(spec.surge, classes, spec.min_score))
         label = "preset:crowd" if isinstance(spec, CrowdPreset) else "crowd"
     elif isinstance(spec, BankChangeRuleSpec):
         settings = BankChangeSettings.model_validate(
