@@ -29,6 +29,7 @@ import av
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from alerts.evidence import EvidenceWriter
+from alerts.incidents import dedup_key
 from ingest.packet_buffer import CLIP_FORMAT, BufferedPacket, PacketRingBuffer
 
 if TYPE_CHECKING:
@@ -131,7 +132,7 @@ class ClipRecorder:
         self.poll_s = poll_s
         self._lock = threading.Lock()
         self._active: dict[str, _Recording] = {}
-        self._done: OrderedDict[str, str | None] = OrderedDict()
+        self._done: OrderedDict[str, None] = OrderedDict()
 
     def start(self, key: str, wall: float, *, name: str | None = None,
               day: datetime | None = None) -> str | None:
@@ -139,15 +140,12 @@ class ClipRecorder:
 
         Returns the path (relative to the evidence directory) the clip will have once ready:
         `YYYY/MM/DD/<name>.mp4` by `day` (default: the event's UTC day), `name` defaulting
-        to one made from the key and time. A key already recording is extended instead; a
-        key recorded recently is not recorded again (its path is returned).
+        to one made from the key and time. A key already recording is extended instead.
         """
         with self._lock:
             if key in self._active:
                 self._active[key].extend(wall + self.post_roll_s)
                 return self._active[key].path
-            if key in self._done:
-                return self._done[key]
             day = day or datetime.fromtimestamp(wall, UTC)
             path = EvidenceWriter.clip_path(name or _default_name(key, wall), day)
             self.evidence.path_of(path)
@@ -168,11 +166,26 @@ class ClipRecorder:
 
     def follow(self, incident: Incident, event: Event) -> None:
         """In the process that owns the store: start the clip of an incident that has none,
-        or extend the one being recorded. The clip lies next to the incident's snapshot."""
+        or extend the one being recorded. The clip lies next to the incident's snapshot.
+        An incident whose clip was written but not yet stored when `incident` was read is
+        not recorded twice."""
         if self.extend(incident.id, event.wall) or incident.clip is not None:
             return
+        with self._lock:
+            if incident.id in self._done:
+                return
         if event.phase != "end":
             self.start(incident.id, event.wall, name=incident.id, day=incident.start_wall)
+
+    def follow_event(self, event: Event) -> None:
+        """In a camera worker, which sees events but not incidents: a rule's start starts
+        a clip keyed by the incident's dedup key, its updates and end extend it. The owner
+        of the store then calls `IncidentManager.attach_clip_for(clip.key, clip.event_wall,
+        clip.path)`; a start the manager merged into an incident that already has a clip
+        is dropped there."""
+        key = dedup_key(event.camera, event.zone, event.kind)
+        if not self.extend(key, event.wall) and event.phase == "start":
+            self.start(key, event.wall)
 
     @property
     def recording(self) -> list[str]:
@@ -200,7 +213,7 @@ class ClipRecorder:
     def _ended(self, recording: _Recording, clip: Clip | None) -> None:
         with self._lock:
             self._active.pop(recording.key, None)
-            self._done[recording.key] = clip.path if clip is not None else None
+            self._done[recording.key] = None
             while len(self._done) > REMEMBERED:
                 self._done.popitem(last=False)
         if clip is not None and self.on_ready is not None:

@@ -6,7 +6,9 @@ snapshot policy on the rules' real events: the stored picture is the best-scored
 from __future__ import annotations
 
 import io
+import queue
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -18,7 +20,7 @@ import numpy as np
 import pytest
 from sqlalchemy import select
 
-from alerts.clips import write_mp4
+from alerts.clips import Clip, ClipSettings, write_mp4
 from alerts.db import OutboxRow
 from alerts.evidence import EvidenceWriter, annotate
 from alerts.incidents import IncidentManager, dedup_key
@@ -29,6 +31,7 @@ from detectors.events import Event
 from detectors.pipeline import CameraAnalyzer
 from gridwatch.config import parse_config
 from ingest.av_source import AvSource
+from ingest.camera import CameraRunner
 from ingest.options import StreamOptions
 from ingest.packet_buffer import PacketRingBuffer
 from tests.support.console import (
@@ -39,11 +42,12 @@ from tests.support.console import (
 )
 from tests.support.gridapp import PASSWORD
 from tests.support.incidents import BASE_WALL, event, mot_frame, mot_people
+from tests.support.rtsp import RtspTestServer
 
 if TYPE_CHECKING:
     from tests.support.gridapp import Env
 
-pytest_plugins = ("tests.support.gridapp",)
+pytest_plugins = ("tests.support.gridapp", "tests.support.rtsp_fixtures")
 
 BOAT = "fishing_boat_sea_640x360_30fps.mp4"
 ROAD = "cctv_road_cart_320x240_3fps.mp4"
@@ -136,6 +140,43 @@ def test_worker_clip_finds_its_incident_by_dedup_key_and_event_time(
 
     assert changed is not None and changed.id == new.id and changed.clip == relative
     assert manager.store.get_incident(old.id).clip is None
+
+
+def test_worker_records_clips_by_dedup_key_that_the_store_owner_attaches(
+    manager: IncidentManager, footage_dir: Path, rtsp_server: RtspTestServer,
+) -> None:
+    # A camera worker records from its buffer knowing only events; the process that owns
+    # the store attaches each clip to the incident open at the clip's event.
+    settings = ClipSettings(pre_roll_s=0.5, post_roll_s=0.5, max_clip_s=3.0)
+    buffer = settings.buffer()
+    ready: queue.Queue[Clip] = queue.Queue()
+    recorder = settings.recorder(buffer, manager.evidence, on_ready=ready.put)
+    runner = CameraRunner("cam-mall", rtsp_server.url("cam"), packet_buffer=buffer).start()
+    made = []
+    try:
+        while buffer.stats()["seconds"] < 1.0:
+            time.sleep(0.05)
+        for t in (1.0, 200.0):  # the second starts long after the first's cooldown
+            start = event("start", t, objects={"person": 6}, frame=mot_frame(footage_dir, 1),
+                          detections=mot_people(footage_dir, 1), score=0.9, wall=time.time())
+            made.append(manager.handle(start))
+            recorder.follow_event(start)
+            time.sleep(0.3)
+            end = event("end", t + 0.3, wall=time.time())
+            manager.handle(end)
+            recorder.follow_event(end)
+            clip = ready.get(timeout=10)
+            assert clip.key == dedup_key("cam-mall", "walkway", "crowd")
+            manager.attach_clip_for(clip.key, clip.event_wall, clip.path)
+    finally:
+        runner.stop()
+
+    first, second = (manager.store.get_incident(m.id) for m in made)
+    assert first.id != second.id
+    assert first.clip and second.clip and first.clip != second.clip
+    for incident in (first, second):
+        with av.open(str(manager.evidence.path_of(incident.clip))) as container:
+            assert 1.0 <= container.duration / 1e6 <= 1.0 + 0.5 + 0.6
 
 
 def test_a_clip_not_in_the_evidence_dir_is_refused_by_name(
