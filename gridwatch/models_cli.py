@@ -84,7 +84,8 @@ def _cmd_verify(args: argparse.Namespace) -> int:
             problems += 1
             print(f"{name}: missing (no {entry.file} in "
                   f"{', '.join(str(d) for d in search_dirs(args.dir))}; "
-                  f"`gridwatch models fetch {name}` downloads it)")
+                  f"`gridwatch models fetch {name}` "
+                  f"{'makes' if entry.derived_from else 'downloads'} it)")
             continue
         for path in copies:
             try:

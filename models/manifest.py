@@ -52,10 +52,16 @@ class ModelSpec(BaseModel):
 
 
 class ManifestEntry(ModelSpec):
-    """A spec plus where its weights come from and the checksum that makes them trustworthy."""
+    """A spec plus where its weights come from and the checksum that makes them trustworthy.
+
+    Weights come from `url`, or are made from another entry's verified weights
+    (`derived_from`, see `models.export.dynamic_copy`): either way `sha256` pins the result."""
 
     file: OnnxFileName
-    url: HttpUrl
+    url: HttpUrl | None = None
+    derived_from: str | None = Field(
+        None, description="Entry whose graph is copied with a dynamic batch and input size"
+    )
     sha256: Sha256
     bytes: PositiveInt
     licence: str = Field(min_length=1)
@@ -63,6 +69,12 @@ class ManifestEntry(ModelSpec):
         DEFAULT_BACKEND,
         description="The runtime used when the caller names none (measured fastest here)",
     )
+
+    @model_validator(mode="after")
+    def _one_origin(self) -> ManifestEntry:
+        if (self.url is None) == (self.derived_from is None):
+            raise ValueError("give either url (downloaded) or derived_from (made locally)")
+        return self
 
 
 class Manifest(BaseModel):
@@ -104,6 +116,12 @@ class Manifest(BaseModel):
         for key, entry in self.models.items():
             if entry.name != key:
                 raise ValueError(f"models.{key}.name is {entry.name!r}, expected {key!r}")
+            origin = self.models.get(entry.derived_from or "")
+            if entry.derived_from is not None and (origin is None or origin.url is None):
+                raise ValueError(
+                    f"models.{key}.derived_from: {entry.derived_from!r} is not a downloaded "
+                    f"model of this manifest"
+                )
         return self
 
     def get(self, name: str) -> ManifestEntry:

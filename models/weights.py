@@ -6,7 +6,8 @@ truncated download or a swapped file would otherwise give silently wrong detecti
 Lookup order, first hit wins: the configured model folder, $GRIDWATCH_MODEL_DIR, the shared
 models folder ($GRIDWATCH_SHARED_MODELS or <repo>/../shared/models), then the user cache
 ($GRIDWATCH_CACHE_DIR/models or ~/.cache/gridwatch/models). A missing file is downloaded into the
-configured folder (else $GRIDWATCH_MODEL_DIR, else the cache) unless $GRIDWATCH_OFFLINE is set.
+configured folder (else $GRIDWATCH_MODEL_DIR, else the cache) unless $GRIDWATCH_OFFLINE is set;
+a `derived_from` entry is instead made into the cache from its origin's verified file.
 """
 
 from __future__ import annotations
@@ -46,6 +47,8 @@ def resolve_weights(
             verify_file(candidate, entry.sha256)
             log.debug("model %s: using %s", entry.name, candidate)
             return candidate
+    if entry.derived_from is not None:
+        return _derive(entry, model_dir, manifest, download)
     target = download_dir(model_dir) / entry.file
     if download is None:
         download = os.environ.get("GRIDWATCH_OFFLINE", "") in ("", "0")
@@ -94,6 +97,28 @@ def download_dir(model_dir: Path | None = None) -> Path:
     if env_dir := os.environ.get("GRIDWATCH_MODEL_DIR"):
         return Path(env_dir)
     return cache_dir()
+
+
+def _derive(
+    entry: ManifestEntry, model_dir: Path | None, manifest: Manifest, download: bool | None
+) -> Path:
+    """Make a derived graph in the cache from its origin's verified file, then check its pin."""
+    from models.export import ExportError, dynamic_copy  # needs the optional onnx package
+
+    origin = resolve_weights(str(entry.derived_from), model_dir, manifest=manifest,
+                             download=download)
+    try:
+        path = dynamic_copy(origin, out_dir=cache_dir(), manifest=manifest)
+    except ExportError as exc:
+        raise WeightsMissingError(
+            f"weights for model {entry.name!r} are made from {origin} and that failed: {exc}"
+        ) from exc
+    if path.name != entry.file:
+        raise WeightsMissingError(
+            f"model {entry.name!r} names file {entry.file} but deriving it gives {path.name}"
+        )
+    verify_file(path, entry.sha256)
+    return path
 
 
 def _check_local_file(path: Path, manifest: Manifest) -> Path:

@@ -1,5 +1,6 @@
 """Dynamic copies of the shipped YOLOX-nano graph: batch 2 gives each image's batch-1
-detections on real frames, 320x320 input still finds the boat, and copies go to the cache."""
+detections on real frames, 320x320 input still finds the boat, copies go to the cache, and the
+manifest's derived `yolox_nano_coco_320` is made on first use and matches its pinned sha256."""
 
 from __future__ import annotations
 
@@ -9,10 +10,14 @@ import av
 import cv2
 import numpy as np
 import pytest
+import yaml
 
+from detectors.backends.factory import create_detector
 from detectors.backends.onnx_backend import OnnxDetector
+from models.errors import ManifestError
 from models.export import ExportError, dynamic_copy
-from models.manifest import get_model_spec
+from models.fetch import file_sha256
+from models.manifest import MANIFEST_PATH, get_model_spec, load_manifest
 
 pytest.importorskip("onnx", reason="dynamic copies need: pip install 'gridwatch[onnx]'")
 
@@ -95,3 +100,35 @@ def test_graph_with_shapes_fixed_inside_is_refused_and_leaves_nothing(tmp_path: 
     with pytest.raises(ExportError, match=r"yolov8n_coco_640_int8\.onnx cannot be made dynamic"):
         dynamic_copy("yolov8n_coco_640_int8", out_dir=tmp_path)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_derived_manifest_model_is_made_in_the_cache_verified_and_runs_at_320(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, images: list[np.ndarray]
+) -> None:
+    monkeypatch.setenv("GRIDWATCH_CACHE_DIR", str(tmp_path))
+    monkeypatch.setenv("GRIDWATCH_OFFLINE", "1")
+    monkeypatch.delenv("GRIDWATCH_MODEL_DIR", raising=False)
+    entry = get_model_spec("yolox_nano_coco_320")
+    detector = create_detector("yolox_nano_coco_320")
+    made = tmp_path / "models" / entry.file
+    assert file_sha256(made) == entry.sha256
+    assert detector.input_size == (320, 320)
+    assert "boat" in {d.cls for d in detector.detect(images[1])}
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"derived_from": "yolo_imaginary"}, r"yolox_nano_coco_320\.derived_from"),
+        ({"url": "https://example.org/x.onnx"}, "either url .* or derived_from"),
+    ],
+)
+def test_derived_entries_must_name_a_downloaded_model_and_have_no_url(
+    tmp_path: Path, change: dict, message: str
+) -> None:
+    data = yaml.safe_load(MANIFEST_PATH.read_text(encoding="utf-8"))
+    data["models"]["yolox_nano_coco_320"].update(change)
+    path = tmp_path / "manifest.yaml"
+    path.write_text(yaml.safe_dump(data), encoding="utf-8")
+    with pytest.raises(ManifestError, match=message):
+        load_manifest(path)

@@ -14,12 +14,29 @@ from models.manifest import load_manifest
 MODELS = sorted(load_manifest().models)
 
 
+@pytest.fixture(autouse=True)
+def own_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh cache and no downloads: what verify sees must come from this test alone."""
+    cache = tmp_path_factory.mktemp("cache")
+    monkeypatch.setenv("GRIDWATCH_CACHE_DIR", str(cache))
+    monkeypatch.setenv("GRIDWATCH_OFFLINE", "1")
+    monkeypatch.delenv("GRIDWATCH_MODEL_DIR", raising=False)
+    return cache
+
+
 def _lines(capsys: pytest.CaptureFixture[str]) -> dict[str, str]:
     out = capsys.readouterr().out
     return {line.split(":", 1)[0]: line for line in out.splitlines()}
 
 
-def test_verify_reports_every_shared_model_ok(capsys: pytest.CaptureFixture[str]) -> None:
+def test_verify_reports_every_model_ok_once_the_derived_one_is_made(
+    capsys: pytest.CaptureFixture[str], own_cache: Path
+) -> None:
+    pytest.importorskip("onnx", reason="the derived model needs the onnx extra")
+    assert main(["models", "verify", "yolox_nano_coco_320"]) == 3
+    assert "`gridwatch models fetch yolox_nano_coco_320` makes it" in capsys.readouterr().out
+    assert main(["models", "fetch", "yolox_nano_coco_320"]) == 0
+    assert str(own_cache) in capsys.readouterr().out
     assert main(["models", "verify"]) == 0
     lines = _lines(capsys)
     assert sorted(lines) == MODELS
@@ -34,7 +51,8 @@ def test_verify_names_a_corrupted_copy_and_fails(
     with bad.open("r+b") as f:
         f.seek(1000)
         f.write(b"\x00" * 16)
-    assert main(["models", "verify", "--dir", str(tmp_path)]) == 3
+    assert main(["models", "verify", "yolox_nano_coco_416", "yolov8n_coco_640_int8",
+                 "--dir", str(tmp_path)]) == 3
     lines = capsys.readouterr().out.splitlines()
     mismatch = [line for line in lines if "MISMATCH" in line]
     assert len(mismatch) == 1
@@ -48,12 +66,10 @@ def test_verify_reports_missing_weights_and_how_to_get_them(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("GRIDWATCH_SHARED_MODELS", str(tmp_path / "none"))
-    monkeypatch.setenv("GRIDWATCH_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.delenv("GRIDWATCH_MODEL_DIR", raising=False)
     assert main(["models", "verify", "yolox_nano_coco_416"]) == 3
     line = capsys.readouterr().out.strip()
     assert line.startswith("yolox_nano_coco_416: missing")
-    assert "gridwatch models fetch yolox_nano_coco_416" in line
+    assert "`gridwatch models fetch yolox_nano_coco_416` downloads it" in line
 
 
 def test_unknown_model_is_a_model_error(capsys: pytest.CaptureFixture[str]) -> None:
