@@ -13,6 +13,7 @@ from collections import Counter
 from collections.abc import Callable
 
 import numpy as np
+import pytest
 from pydantic import TypeAdapter
 
 from detectors.detection import Detection
@@ -209,3 +210,22 @@ def test_watch_mode_and_active_mode_give_the_same_timing() -> None:
     assert abs(fast[0].t - slow[0].t) <= 2.0
     assert abs(fast[-1].t - slow[-1].t) <= 2.0
     assert 30.0 <= fast[0].t <= 30.5
+
+
+def test_a_short_episode_still_hands_over_its_best_frame() -> None:
+    """Shorter than update_every_s: the best frame seen after the start goes out as a last
+    update just before the end; if the stream ends first, it rides on the end event."""
+    def script(t: float):
+        if 0 <= t < 8:
+            return [("boat", 0.9 if abs(t - 5.0) < 0.01 else 0.6, BOAT)]
+        return []
+    events = play(BOATS, script, active_times(0, 20))
+    assert [e.phase for e in events] == ["start", "update", "end"]
+    start, last, end = events
+    assert start.score == 0.6
+    assert last.score == 0.9 and last.frame is not None and last.frame.t == 5.0
+    assert end.t - last.t == pytest.approx(0.2), "the end follows one frame later"
+    cut = play(BOATS, script, active_times(0, 7))
+    assert [e.phase for e in cut] == ["start", "end"]
+    assert cut[-1].details["reason"] == "stream ended"
+    assert cut[-1].score == 0.9 and cut[-1].frame is not None and cut[-1].frame.t == 5.0

@@ -3,7 +3,9 @@
 A rule never floods: however long its condition holds and however its counts flicker, it
 sends one start, at most one update per `update_every_s` (sooner only when it escalates: a
 new condition joins or the severity rises) and one end. Each update carries the best-scoring
-frame seen since the previous event, so the incident keeps the clearest evidence.
+frame seen since the previous event, so the incident keeps the clearest evidence; when the
+episode is about to end with evidence better than any it sent (an episode shorter than
+`update_every_s`), that evidence goes out as a last update and the end follows one frame later.
 Everything runs on media time `t`, so sparse keyframes and 5 fps give the same timing.
 """
 
@@ -57,6 +59,7 @@ class Rule:
         self._sent_score = 0.0
         self._reported: frozenset[str] = frozenset()
         self._sent_severity: Severity = spec.severity
+        self._sent_best = 0.0
 
     @property
     def active(self) -> bool:
@@ -71,12 +74,12 @@ class Rule:
         if not self.spec.armed(obs.wall):
             self._since = None
             if self._active:
-                return self._end(obs, "outside the rule's time windows")
+                return self._flush(obs) or self._end(obs, "outside the rule's time windows")
             return None
         if findings:
             return self._holding(obs, findings)
         if self._active and obs.t - self._last_true >= self.spec.end_after_s:
-            return self._end(obs, "condition no longer holds")
+            return self._flush(obs) or self._end(obs, "condition no longer holds")
         if not self._active and self._since is not None and (
             obs.t - self._last_true > self.spec.end_after_s
         ):
@@ -84,10 +87,27 @@ class Rule:
         return None
 
     def finish(self, t: float, wall: float, camera: str, zone: str) -> Event | None:
-        """Close an active episode when the stream ends (end of a file, shutdown)."""
+        """Close an active episode when the stream ends (end of a file, shutdown); evidence
+        better than any sent rides on this end event, as there is no frame after it."""
         if not self._active:
             return None
-        return self._end(ZoneObservation(camera, zone, t, wall, []), "stream ended")
+        best = self._best if self._best is not None and self._best.score > self._sent_best else None
+        end = self._end(ZoneObservation(camera, zone, t, wall, []), "stream ended")
+        if best is not None:
+            end.frame = best.obs.frame  # type: ignore[assignment]
+            end.detections = _detections(best.findings)
+            end.score = best.score
+            end.details["evidence_t"] = round(best.obs.t, 3)
+        return end
+
+    def _flush(self, obs: ZoneObservation) -> Event | None:
+        """Before an end: an update with the best evidence since the last event, when it
+        beats everything sent, so that a short episode (shorter than `update_every_s`) keeps
+        its best frame. The end follows on the next observation."""
+        best = self._best
+        if best is None or best.score <= self._sent_best:
+            return None
+        return self._send("update", obs, best)
 
     def _holding(self, obs: ZoneObservation, findings: dict[str, Finding]) -> Event | None:
         t = obs.t
@@ -107,6 +127,7 @@ class Rule:
             self._started = t
             self._reported = frozenset()
             self._sent_severity = self.spec.severity
+            self._sent_best = 0.0
             return self._send("start", obs, evidence)
         if self._best is None or evidence.score > self._best.score:
             self._best = evidence
@@ -129,13 +150,6 @@ class Rule:
         severity = _severity(self.spec.severity, ev.findings)
         if SEVERITY_RANK[severity] > SEVERITY_RANK[self._sent_severity]:
             self._sent_severity = severity
-        detections: list[Detection] = []
-        seen: set[int] = set()
-        for f in ev.findings.values():
-            for d in f.detections:
-                if id(d) not in seen:
-                    seen.add(id(d))
-                    detections.append(d)
         details = dict(ev.obs.details)
         details.update(
             rule=self.label,
@@ -146,6 +160,7 @@ class Rule:
         self._sent_t = obs.t
         self._sent_objects = dict(self._peak)
         self._sent_score = ev.score
+        self._sent_best = max(self._sent_best, ev.score)
         self._reported |= frozenset(ev.findings)
         self._best = None
         log.debug("%s %s (%s) in %s/%s", self.spec.kind, phase, self.label, obs.camera, obs.zone)
@@ -153,7 +168,7 @@ class Rule:
             kind=self.spec.kind, rule=self.spec.rule_id, camera=obs.camera, zone=obs.zone,
             phase=phase,  # type: ignore[arg-type]
             t=obs.t, wall=obs.wall, severity=self._sent_severity, objects=dict(self._peak),
-            detections=detections, frame=ev.obs.frame,  # type: ignore[arg-type]
+            detections=_detections(ev.findings), frame=ev.obs.frame,  # type: ignore[arg-type]
             score=ev.score, details=details,
         )
 
@@ -171,6 +186,18 @@ class Rule:
             phase="end", t=obs.t, wall=obs.wall, severity=self._sent_severity,
             objects={}, detections=[], frame=None, score=0.0, details=details,
         )
+
+
+def _detections(findings: dict[str, Finding]) -> list[Detection]:
+    """The findings' detections, each once (two conditions may count the same object)."""
+    out: list[Detection] = []
+    seen: set[int] = set()
+    for f in findings.values():
+        for d in f.detections:
+            if id(d) not in seen:
+                seen.add(id(d))
+                out.append(d)
+    return out
 
 
 def _severity(base: Severity, findings: dict[str, Finding]) -> Severity:
