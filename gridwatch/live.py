@@ -25,12 +25,13 @@ from dataclasses import dataclass, field
 from typing import Annotated, Any, Protocol
 
 import cv2
-from fastapi import APIRouter, Header, HTTPException
+from fastapi import APIRouter, Header, HTTPException, Request
 from fastapi.responses import Response, StreamingResponse
 
 from alerts.storage import IncidentStore
 from alerts.views import Incident
-from gridwatch.auth import CurrentUser
+from gridwatch.auth import SESSION_COOKIE, CurrentUser
+from gridwatch.auth.deps import accounts_of
 from ingest.frame import Frame
 
 log = logging.getLogger(__name__)
@@ -38,6 +39,7 @@ log = logging.getLogger(__name__)
 HISTORY_SIZE = 1000
 QUEUE_SIZE = 500
 CAMERA_INTERVAL_S = 1.0
+RECHECK_S = 30.0
 RETRY_MS = 1000
 
 Visible = Callable[[str | None], bool]
@@ -90,10 +92,12 @@ class LiveFeed:
     """
 
     def __init__(self, store: IncidentStore, cameras: Callable[[], list[dict[str, Any]]],
-                 *, camera_interval_s: float = CAMERA_INTERVAL_S) -> None:
+                 *, camera_interval_s: float = CAMERA_INTERVAL_S,
+                 recheck_s: float = RECHECK_S) -> None:
         self.store = store
         self.cameras = cameras
         self.camera_interval_s = camera_interval_s
+        self.recheck_s = recheck_s
         # Event ids are "<epoch>-<seq>": after a restart the sequence starts again, and the
         # epoch tells a reconnecting browser that its last id means nothing here any more.
         self.epoch = secrets.token_hex(4)
@@ -158,9 +162,14 @@ class LiveFeed:
         with self._lock:
             self._listeners.discard(listener)
 
-    async def stream(self, visible: Visible, last_event_id: str | None = None
-                     ) -> AsyncIterator[bytes]:
-        """The body of one `text/event-stream` response for a viewer of `visible` cells."""
+    async def stream(self, visible: Visible, last_event_id: str | None = None,
+                     still_allowed: Callable[[], bool] | None = None) -> AsyncIterator[bytes]:
+        """The body of one `text/event-stream` response for a viewer of `visible` cells.
+
+        `still_allowed` is asked every `recheck_s` (in a worker thread): a stream whose
+        session was ended, or whose user lost the scope it was opened with, stops, and the
+        browser's reconnection then meets the login.
+        """
         listener, missed, gap = self._attach(visible, last_event_id)
         try:
             yield f"retry: {RETRY_MS}\n\n".encode()
@@ -169,16 +178,23 @@ class LiveFeed:
             for event in missed:
                 yield event.encode()
             yield self._camera_message(visible, await self._camera_snapshot())
-            async for chunk in self._follow(listener):
+            async for chunk in self._follow(listener, still_allowed):
                 yield chunk
         finally:
             self._detach(listener)
 
-    async def _follow(self, listener: _Listener) -> AsyncIterator[bytes]:
+    async def _follow(self, listener: _Listener, still_allowed: Callable[[], bool] | None
+                      ) -> AsyncIterator[bytes]:
         """Incident events as they come; between them, the camera snapshot every interval
         (which also keeps proxies from closing an idle connection)."""
         next_cameras = time.monotonic() + self.camera_interval_s
+        next_check = time.monotonic() + self.recheck_s
         while not self._closed.is_set():
+            if still_allowed is not None and time.monotonic() >= next_check:
+                next_check = time.monotonic() + self.recheck_s
+                if not await asyncio.to_thread(still_allowed):
+                    log.info("live feed: a console's session ended; closing its stream")
+                    return
             timeout = max(0.0, next_cameras - time.monotonic())
             try:
                 event = await asyncio.wait_for(listener.queue.get(), timeout)
@@ -297,14 +313,25 @@ def router(feed: LiveFeed, service: PreviewSource) -> APIRouter:
                              "`sent_at`), `cameras` snapshots every second, `reset` when the "
                              "list must be reloaded"}})
     async def events(
+        request: Request,
         user: CurrentUser,
         last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
     ) -> StreamingResponse:
         """Server-Sent Events for the user's grid scope; the browser's `EventSource`
         reconnects by itself and sends `Last-Event-ID` to be replayed what it missed."""
         feed.start()
+        accounts = accounts_of(request)
+        scheme, _, bearer = request.headers.get("authorization", "").partition(" ")
+        cookie = request.cookies.get(SESSION_COOKIE, "")
+
+        def still_allowed() -> bool:
+            again = (accounts.from_token(bearer.strip()) if scheme.lower() == "bearer"
+                     else accounts.from_session(cookie))
+            return again is not None and (again.role, again.cells) == (user.role, user.cells)
+
         return StreamingResponse(
-            feed.stream(user.can_see, last_event_id), media_type="text/event-stream",
+            feed.stream(user.can_see, last_event_id, still_allowed),
+            media_type="text/event-stream",
             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
         )
 

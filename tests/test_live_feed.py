@@ -15,9 +15,12 @@ import cv2
 import httpx
 import numpy as np
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from gridwatch.auth import SESSION_COOKIE
+from gridwatch import console
+from gridwatch.api import session
+from gridwatch.auth import CSRF_HEADER, SESSION_COOKIE
 from gridwatch.auth.accounts import AccountConflict
 from gridwatch.live import LatestJpeg
 from tests.support.incidents import event, mot_frame, mot_people
@@ -139,6 +142,31 @@ def test_event_id_from_an_earlier_server_run_makes_the_console_reload(
     finally:
         stream.close()
     assert "reset" in kinds
+
+
+def test_logging_out_ends_the_open_event_stream(env: Env):
+    app = FastAPI()
+    app.state.accounts = env.accounts
+    app.include_router(session.build(env.service))
+    app.include_router(console.build(env.service, recheck_s=0.5))
+    server = serve(app)
+    env.user("op-leaving", "operator", "twp-a")
+    try:
+        with httpx.Client(base_url=server.base) as client:
+            login = client.post("/api/login", json={"username": "op-leaving",
+                                                    "password": env.password})
+            cookie = {"Cookie": f"{SESSION_COOKIE}={login.cookies[SESSION_COOKIE]}"}
+            stream = EventStream(f"{server.base}/api/live/events", cookie)
+            stream.next("cameras")
+            assert not stream.ended(1.0), "a valid session keeps its stream"
+            out = client.post("/api/logout", headers={CSRF_HEADER: login.json()["csrf_token"]})
+            assert out.status_code == 204
+            assert stream.ended(3.0), "the stream of an ended session is closed"
+            stream.close()
+            again = client.get("/api/live/events", headers=cookie)
+        assert again.status_code == 401
+    finally:
+        server.stop()
 
 
 def test_camera_wall_picture_is_reencoded_at_most_once_a_second(footage_dir):

@@ -34,8 +34,9 @@ STATIC_DIR = Path(__file__).resolve().parent / "static"
 mimetypes.add_type("text/javascript", ".js")
 
 
-def build(service: Any) -> APIRouter:
-    feed = live.LiveFeed(service.store, service.camera_health)
+def build(service: Any, *, recheck_s: float = live.RECHECK_S) -> APIRouter:
+    """`recheck_s`: how often an open event stream checks that its session still holds."""
+    feed = live.LiveFeed(service.store, service.camera_health, recheck_s=recheck_s)
     views = webrtc.LiveViews()
 
     @asynccontextmanager

@@ -137,6 +137,11 @@ class EventStream:
                 break
         return out
 
+    def ended(self, timeout: float) -> bool:
+        """Whether the server ended the stream within `timeout` seconds."""
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
     def close(self) -> None:
         """Hang up: closing the response ends the blocked read of the reader thread."""
         if self._response is not None:

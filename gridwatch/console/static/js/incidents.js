@@ -80,11 +80,11 @@ export function mount(root, ctx, selectedId, query) {
     }
   }
 
-  function renderRows(freshId) {
+  function renderRows() {
     const sorted = [...state.items.values()]
       .sort((a, b) => b.start_wall.localeCompare(a.start_wall) || b.id.localeCompare(a.id));
     tbody.replaceChildren(...sorted.map((incident) => row(incident, ctx, {
-      selected: incident.id === state.selected, fresh: incident.id === freshId,
+      selected: incident.id === state.selected, fresh: false,
     })));
     if (!sorted.length) {
       tbody.append(h("tr", {}, h("td", {colspan: 8, class: "empty"},
@@ -107,11 +107,30 @@ export function mount(root, ctx, selectedId, query) {
     await renderDetail(detail, ctx, id, () => showDetail(state.selected));
   };
 
+  /** Put one changed incident in place without redrawing the others (the operator may be
+      pointing at one of them). */
+  function upsertRow(incident, fresh) {
+    const existing = tbody.querySelector(`tr.row[data-id="${CSS.escape(incident.id)}"]`);
+    const el = row(incident, ctx, {selected: incident.id === state.selected, fresh});
+    if (existing) {
+      existing.replaceWith(el);
+      return;
+    }
+    tbody.querySelector("tr:not(.row)")?.remove();
+    const after = [...tbody.querySelectorAll("tr.row")].find((tr) => {
+      const other = state.items.get(tr.dataset.id);
+      return other && (other.start_wall < incident.start_wall
+        || (other.start_wall === incident.start_wall && other.id < incident.id));
+    });
+    tbody.insertBefore(el, after || null);
+    summary.textContent = `${state.items.size}${state.cursor ? "+" : ""} shown`;
+  }
+
   const onIncident = ({incident}) => {
     const known = state.items.has(incident.id);
     if (matches(incident)) {
       state.items.set(incident.id, incident);
-      renderRows(known ? null : incident.id);
+      upsertRow(incident, !known);
     } else if (known) {
       state.items.delete(incident.id);
       renderRows();
@@ -185,7 +204,8 @@ function row(incident, ctx, {selected, fresh}) {
   const classes = ["row", selected ? "selected" : "", fresh ? "fresh" : ""].join(" ").trim();
   return h("tr", {class: classes, dataset: {id: incident.id, status: incident.status},
                   onclick: () => { location.hash = `#/incidents/${incident.id}`; }},
-    h("td", {class: "mono", title: fmtAgo(incident.start_wall)}, fmtTime(incident.start_wall)),
+    h("td", {class: "mono", title: fmtAgo(incident.start_wall)},
+      fmtTime(incident.start_wall).slice(5)),
     h("td", {}, label(incident.kind)),
     h("td", {}, severityBadge(incident.severity)),
     h("td", {}, statusBadge(incident.status), " ",
@@ -208,17 +228,7 @@ async function renderDetail(panel, ctx, id, reload) {
   panel.dataset.id = incident.id;
   panel.dataset.status = incident.status;
   const base = `/api/incidents/${encodeURIComponent(id)}`;
-  const evidence = [];
-  if (incident.snapshot) {
-    evidence.push(h("img", {class: "snap", id: "detail-snapshot", alt: "Annotated snapshot",
-                            src: `${base}/snapshot?v=${incident.version}`}));
-  } else {
-    evidence.push(h("div", {class: "empty"}, "No snapshot yet."));
-  }
-  if (incident.clip) {
-    evidence.push(h("video", {class: "snap", id: "detail-clip", controls: true, muted: true,
-                              preload: "metadata", src: `${base}/clip`}));
-  }
+  const media = evidenceView(incident, base);
   const duration = incident.end_wall
     ? fmtDuration((new Date(incident.end_wall) - new Date(incident.start_wall)) / 1000)
     : `ongoing, ${fmtAgo(incident.start_wall).replace(" ago", "")} so far`;
@@ -243,8 +253,34 @@ async function renderDetail(panel, ctx, id, reload) {
       h("a", {href: `#/live/${encodeURIComponent(incident.camera)}`, class: "btn small"},
         "Live view")),
     h("div", {class: "scroll"}, h("div", {class: "body"},
-      ...evidence, facts, actions(incident, ctx, reload),
+      media, facts, actions(incident, ctx, reload),
       h("h3", {}, "Timeline"), timeline(incident))));
+}
+
+/** The annotated snapshot, and the clip behind a toggle when there is one, so that the
+    facts and the actions stay on screen. */
+function evidenceView(incident, base) {
+  if (!incident.snapshot && !incident.clip) {
+    return h("div", {class: "empty"}, "No snapshot yet.");
+  }
+  const snapshot = incident.snapshot
+    ? h("img", {class: "snap", id: "detail-snapshot", alt: "Annotated snapshot",
+                src: `${base}/snapshot?v=${incident.version}`})
+    : h("div", {class: "empty"}, "No snapshot yet.");
+  if (!incident.clip) return snapshot;
+  const clip = h("video", {class: "snap", id: "detail-clip", controls: true, muted: true,
+                           preload: "metadata", hidden: true, src: `${base}/clip`});
+  const tabs = [["Snapshot", snapshot], ["Clip", clip]].map(([text, shown]) =>
+    h("button", {class: `btn small${shown === snapshot ? " primary" : ""}`, type: "button",
+                 dataset: {evidence: text.toLowerCase()}, onclick: (event) => {
+      snapshot.hidden = shown !== snapshot;
+      clip.hidden = shown !== clip;
+      if (shown !== clip) clip.pause();
+      for (const b of event.target.parentNode.children) {
+        b.classList.toggle("primary", b === event.target);
+      }
+    }}, text));
+  return h("div", {class: "evidence"}, h("div", {class: "actions"}, ...tabs), snapshot, clip);
 }
 
 function fact(name, value) {
@@ -275,10 +311,7 @@ function actions(incident, ctx, reload) {
       for (const b of buttons) b.disabled = true;
       error.hidden = true;
       try {
-        await api(`/api/incidents/${encodeURIComponent(incident.id)}/transitions`, {
-          method: "POST",
-          body: {to, note: note.value.trim() || null, expected_version: incident.version},
-        });
+        await act(incident, to, note.value.trim() || null);
       } catch (err) {
         error.textContent = err.status === 409
           ? `${err.message} — the incident has been reloaded.` : err.message;
@@ -290,8 +323,29 @@ function actions(incident, ctx, reload) {
     return button;
   });
   return h("div", {class: "actions", id: "actions"},
-    canAct ? note : h("div", {class: "muted"}, `You are a ${ctx.user.role}: you can look, not act.`),
+    canAct ? note : h("div", {class: "muted notice"},
+      `You are a ${ctx.user.role}: you can look, not act.`),
     ...buttons, error);
+}
+
+/**
+ * Ask for the transition as of the version the operator saw. Detection keeps updating an
+ * ongoing incident (objects, a better snapshot), which changes its version but not what
+ * the operator decided on: if only that changed, the request is made again on the newer
+ * version; if someone else changed the status, the refusal stands.
+ */
+async function act(incident, to, note) {
+  const path = `/api/incidents/${encodeURIComponent(incident.id)}`;
+  try {
+    return await api(`${path}/transitions`, {method: "POST",
+      body: {to, note, expected_version: incident.version}});
+  } catch (err) {
+    if (err.status !== 409) throw err;
+    const now = await api(path);
+    if (now.status !== incident.status) throw err;
+    return api(`${path}/transitions`, {method: "POST",
+      body: {to, note, expected_version: now.version}});
+  }
 }
 
 function timeline(incident) {
