@@ -320,6 +320,35 @@ def test_viewer_sees_the_incident_but_cannot_act_on_it(page: Any, console: Conso
     assert refused == 403
 
 
+ROWS = "() => [...document.querySelectorAll('tr.row')].map(r => [r.children[1].innerText, " \
+       "r.dataset.status, r.children[4].innerText])"
+
+
+def test_filters_narrow_the_list_by_grid_node_kind_status_and_time(page: Any,
+                                                                   console: ConsoleServer):
+    console.start_cameras()
+    wait_for_incident(console, camera="hall-crowd")
+    wait_for_incident(console, camera="river-boat")
+    log_in(page, console, "admin", ADMIN_PASSWORD)
+    page.goto(f"{console.base}/console/#/incidents")
+    page.wait_for_selector("tr.row")
+
+    page.select_option("#filter-node", "twp-old-town")
+    page.wait_for_function(f"() => ({ROWS})().every(r => r[2] === 'hall-crowd')")
+    assert page.evaluate(ROWS), "the old town's crowd incidents are listed"
+    page.select_option("#filter-node", "")
+    page.select_option("#filter-kind", "illegal_fishing")
+    page.check("#filter-status input[value=new]")
+    page.wait_for_function(f"() => ({ROWS})().every(r => r[0] === 'illegal fishing' "
+                           "&& r[1] === 'new')")
+    assert page.evaluate(ROWS)
+    page.click("#filters button:has-text('1 h')")
+    page.wait_for_function(f"() => ({ROWS})().length > 0")
+    page.fill("#filter-until", "2020-01-01T00:00")
+    page.dispatch_event("#filter-until", "change")
+    page.wait_for_selector("#incident-rows td:has-text('No incident matches these filters.')")
+
+
 def test_reports_page_shows_the_grids_figures_and_chart(page: Any, console: ConsoleServer):
     console.start_cameras()
     boat = wait_for_incident(console, camera="river-boat", status="new")

@@ -31,6 +31,8 @@ from gridwatch.webrtc import CameraSource, LiveViewError, LiveViews
 from ingest.options import StreamOptions
 from tests.support.console import NO_FISHING, camera_like_copy
 
+pytest_plugins = ("tests.support.rtsp_fixtures",)
+
 BOAT = "fishing_boat_sea_640x360_30fps.mp4"
 LOOP = StreamOptions(loop=True, realtime=True)
 
@@ -234,3 +236,27 @@ def test_offer_without_video_is_refused_with_the_reason(camera_clip: Path):
 
     err = run(scenario())
     assert err.status == 422 and "no video section" in str(err)
+
+
+@pytest.mark.rtsp
+def test_rtsp_camera_is_passed_through_bit_exact(rtsp_server: Any, rtsp_clip: Path):
+    """The production case: a real RTSP camera (Annex B with SPS/PPS in the SDP)."""
+    camera = CameraSource("rtsp-cam", rtsp_server.url("cam"), StreamOptions(), "cell-river-01",
+                          [], None)
+
+    async def scenario() -> tuple[dict[str, Any], list[av.VideoFrame], list[dict[str, Any]]]:
+        views = LiveViews()
+        viewer = Viewer()
+        try:
+            answer = await viewer.call(views, camera)
+            frames = await viewer.frames(30)
+            return answer, frames, views.stats()
+        finally:
+            await viewer.pc.close()
+            await views.close_all()
+
+    answer, frames, stats = run(scenario())
+    assert answer["mode"] == "passthrough" and answer["codec"] == "H264"
+    original = clip_digests(rtsp_clip)
+    assert all(luma_digest(f) in original for f in frames), "a picture was re-encoded"
+    assert stats[0]["frames"] == 0 and stats[0]["packets"] >= 30
