@@ -21,15 +21,15 @@ import pytest
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError
 
-from alerts.evidence import EvidenceWriter
-from alerts.incidents import IncidentManager
-from alerts.storage import open_store
-from detectors.backends.factory import create_detector
-from gridwatch.config import CameraConfig
-from gridwatch.service import CameraPipeline
+from gridwatch.service import Service
 from gridwatch.webrtc import CameraSource, LiveViewError, LiveViews
 from ingest.options import StreamOptions
-from tests.support.console import NO_FISHING, camera_like_copy
+from tests.support.console import (
+    NO_FISHING,
+    camera_like_copy,
+    console_config,
+    passthrough_camera,
+)
 
 pytest_plugins = ("tests.support.rtsp_fixtures",)
 
@@ -142,21 +142,14 @@ def test_stream_with_b_frames_is_reencoded_and_says_why(footage_dir: Path):
 
 
 @pytest.fixture
-def boat_pipeline(camera_clip: Path, models_dir: Path, tmp_path: Path) -> Iterator[Any]:
-    """The camera's real analysis (ingest, detector, rules) running on the same clip."""
-    camera = CameraConfig.model_validate({
-        "id": "river-pier", "url": str(camera_clip), "grid_cell": "cell-river-01",
-        "stream": {"loop": True, "realtime": True}, "zones": [NO_FISHING]})
-    store = open_store(f"sqlite:///{tmp_path / 'incidents.db'}")
-    detector = create_detector("yolox_nano_coco_416", models_dir, threads=1, conf=0.3)
-    manager = IncidentManager(store, EvidenceWriter(tmp_path / "evidence"))
-    pipeline = CameraPipeline(camera, detector, manager, analysis_fps=5, conf=0.3)
-    pipeline.start()
+def boat_pipeline(footage_dir: Path, models_dir: Path, tmp_path: Path) -> Iterator[Any]:
+    """The camera's real analysis (ingest, detector, rules) in the real service."""
+    service = Service(console_config(tmp_path, models_dir, [passthrough_camera(footage_dir)]))
+    service.start()
     try:
-        yield pipeline
+        yield service.pipeline("river-pier")
     finally:
-        pipeline.stop()
-        store.close()
+        service.stop()
 
 
 def test_detections_travel_beside_the_video_with_frame_time_and_size(boat_pipeline: Any,
