@@ -98,11 +98,20 @@ function scheduleCounts() {
 
 async function refreshCounts() {
   try {
-    const counts = await api("/api/incidents/counts");
+    const [counts, overdue] = await Promise.all([
+      api("/api/incidents/counts"),
+      api("/api/incidents", {params: {overdue: "true", status: COUNTED, limit: 500}}),
+    ]);
+    const overdueCount = `${overdue.items.length}${overdue.next_cursor ? "+" : ""}`;
     document.getElementById("counts").replaceChildren(...COUNTED.map((status) =>
       h("a", {class: `count${status === "new" && counts.by_status[status] ? " alert" : ""}`,
               href: `#/incidents?status=${status}`, title: `Incidents ${label(status)}`},
-        h("b", {}, counts.by_status[status] ?? 0), h("small", {}, label(status)))));
+        h("b", {}, counts.by_status[status] ?? 0), h("small", {}, label(status)))),
+      h("a", {class: `count${overdue.items.length ? " alert" : ""}`, id: "count-overdue",
+              href: "#/incidents?overdue=true", title: "Open incidents past a deadline"},
+        h("b", {}, overdueCount), h("small", {}, "overdue")));
+    const fresh = counts.by_status.new ?? 0;
+    document.title = fresh ? `(${fresh}) Gridwatch console` : "Gridwatch console";
   } catch (err) {
     console.warn("counts", err);
   }
@@ -122,7 +131,8 @@ function route() {
   for (const tab of document.querySelectorAll("#tabs a")) {
     tab.classList.toggle("active", tab.dataset.tab === page);
   }
-  if (unmount && unmount.page === page && unmount.update) {
+  const same = unmount && unmount.page === page && unmount.query === query.toString();
+  if (same && unmount.update) {
     unmount.update(arg, query);
     return;
   }
@@ -131,6 +141,7 @@ function route() {
   view.replaceChildren(container);
   unmount = module.mount(container, ctx, arg, query) || (() => {});
   unmount.page = page;
+  unmount.query = query.toString();
 }
 
 window.addEventListener("hashchange", route);

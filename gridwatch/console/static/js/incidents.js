@@ -195,6 +195,12 @@ function filterPanel(ctx, filters, apply) {
     h("div", {class: "scroll"}, form));
 }
 
+/** The detail's address, keeping the filters the list was opened with. */
+function detailHash(id) {
+  const query = location.hash.split("?")[1];
+  return `#/incidents/${encodeURIComponent(id)}${query ? `?${query}` : ""}`;
+}
+
 function localInput(date) {
   const local = new Date(date.getTime() - date.getTimezoneOffset() * 60000);
   return local.toISOString().slice(0, 16);
@@ -203,7 +209,7 @@ function localInput(date) {
 function row(incident, ctx, {selected, fresh}) {
   const classes = ["row", selected ? "selected" : "", fresh ? "fresh" : ""].join(" ").trim();
   return h("tr", {class: classes, dataset: {id: incident.id, status: incident.status},
-                  onclick: () => { location.hash = `#/incidents/${incident.id}`; }},
+                  onclick: () => { location.hash = detailHash(incident.id); }},
     h("td", {class: "mono", title: fmtAgo(incident.start_wall)},
       fmtTime(incident.start_wall).slice(5)),
     h("td", {}, label(incident.kind)),
