@@ -123,10 +123,6 @@ class LiveFeed:
         for listener in listeners:
             _call_soon(listener, None)
 
-    @property
-    def listeners(self) -> int:
-        return len(self._listeners)
-
     def publish(self, incident: Incident) -> FeedEvent:
         """The store's subscriber: runs in the committing thread, so it only hands over."""
         data = {"change": "opened" if incident.version == 1 else "changed",
