@@ -30,6 +30,7 @@ from tests.support.console import (
     hall_camera,
     passthrough_camera,
     start_console,
+    unreachable_camera,
 )
 
 pytestmark = [
@@ -59,7 +60,8 @@ def console(tmp_path_factory: pytest.TempPathFactory, footage_dir: Path,
             models_dir: Path) -> Iterator[ConsoleServer]:
     tmp = tmp_path_factory.mktemp("console")
     config = console_config(tmp, models_dir, [boat_camera(), passthrough_camera(footage_dir),
-                                              hall_camera()], incident_cooldown_s=3)
+                                              hall_camera(), unreachable_camera()],
+                            incident_cooldown_s=3)
     with pytest.MonkeyPatch.context() as monkeypatch:
         server = start_console(config, monkeypatch)
     try:
@@ -215,7 +217,8 @@ def test_camera_wall_shows_the_scoped_cameras_online_with_fresh_pictures(
     log_in(page, console, "op-east")
     page.wait_for_function(
         "() => [...document.querySelectorAll('.tile')].length === 2 && "
-        "[...document.querySelectorAll('.tile img')].every(i => i.naturalWidth > 0)",
+        "[...document.querySelectorAll('.tile img')].every(i => i.naturalWidth > 0) && "
+        "[...document.querySelectorAll('.tile .age')].every(a => /^frame /.test(a.innerText))",
         timeout=30_000)
     tiles = page.eval_on_selector_all(".tile", "ts => ts.map(t => [t.dataset.camera, "
                                       "t.dataset.state, t.querySelector('.age').innerText])")
@@ -232,6 +235,9 @@ def test_camera_wall_shows_the_scoped_cameras_online_with_fresh_pictures(
             "() => [...document.querySelectorAll('.tile img')].filter("
             "i => i.naturalWidth > 0).length === 3", timeout=30_000)
         wall.wait_for_selector("#wall-feed .feed-item")
+        gate = wall.wait_for_selector(".tile[data-camera=gate-cam][data-state=offline]")
+        assert "refused" in gate.inner_text().lower() or "no answer" in gate.inner_text()
+        assert "no picture yet" in gate.inner_text()
         shot(wall, "wall")
     finally:
         admin.close()

@@ -114,6 +114,12 @@ def passthrough_camera(footage_dir: Path) -> dict[str, Any]:
             "zones": [NO_FISHING]}
 
 
+def unreachable_camera() -> dict[str, Any]:
+    """An RTSP camera nobody answers for (a closed port on this machine)."""
+    return {"id": "gate-cam", "name": "Market gate", "url": "rtsp://127.0.0.1:9/gate",
+            "grid_cell": "cell-square-02", "stream": {"open_timeout_s": 2}}
+
+
 def hall_camera() -> dict[str, Any]:
     return {"id": "hall-crowd", "name": "Market hall", "url": "demo:crowd_hall",
             "grid_cell": "cell-square-02", "zones": [HALL]}
