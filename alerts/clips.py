@@ -35,6 +35,7 @@ from ingest.packet_buffer import CLIP_FORMAT, BufferedPacket, PacketRingBuffer
 if TYPE_CHECKING:
     from alerts.views import Incident
     from detectors.events import Event
+    from ingest.frame import Frame
 
 log = logging.getLogger(__name__)
 
@@ -74,9 +75,7 @@ class ClipSettings(BaseModel):
 
     def recorder(self, buffer: PacketRingBuffer, evidence: EvidenceWriter,
                  on_ready: Callable[[Clip], None] | None = None) -> ClipRecorder:
-        return ClipRecorder(buffer, evidence, pre_roll_s=self.pre_roll_s,
-                            post_roll_s=self.post_roll_s, max_clip_s=self.max_clip_s,
-                            idle_timeout_s=self.idle_timeout_s, on_ready=on_ready)
+        return ClipRecorder(buffer, evidence, self, on_ready=on_ready)
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,47 +111,51 @@ class ClipRecorder:
         self,
         buffer: PacketRingBuffer,
         evidence: EvidenceWriter,
+        settings: ClipSettings | None = None,
         *,
-        pre_roll_s: float = 10.0,
-        post_roll_s: float = 5.0,
-        max_clip_s: float = 30.0,
-        idle_timeout_s: float = 10.0,
         on_ready: Callable[[Clip], None] | None = None,
         poll_s: float = 0.2,
     ) -> None:
-        ClipSettings(pre_roll_s=pre_roll_s, post_roll_s=post_roll_s, max_clip_s=max_clip_s,
-                     idle_timeout_s=idle_timeout_s)
         self.buffer = buffer
         self.evidence = evidence
-        self.pre_roll_s = pre_roll_s
-        self.post_roll_s = post_roll_s
-        self.max_clip_s = max_clip_s
-        self.idle_timeout_s = idle_timeout_s
+        self.settings = settings or ClipSettings()
         self.on_ready = on_ready
         self.poll_s = poll_s
         self._lock = threading.Lock()
         self._active: dict[str, _Recording] = {}
         self._done: OrderedDict[str, None] = OrderedDict()
 
-    def start(self, key: str, wall: float, *, name: str | None = None,
-              day: datetime | None = None) -> str | None:
+    def start(self, key: str, wall: float, *, frame: Frame | None = None,
+              name: str | None = None, day: datetime | None = None) -> str:
         """Record the clip of `key` around an event at Unix time `wall`.
 
-        Returns the path (relative to the evidence directory) the clip will have once ready:
-        `YYYY/MM/DD/<name>.mp4` by `day` (default: the event's UTC day), `name` defaulting
-        to one made from the key and time. A key already recording is extended instead.
+        Given the event's `frame` (still holding its decoded picture), the clip is placed
+        around that frame's own packet: a frame's wall time is when it was decoded, which
+        can be seconds away from when its packets arrived (a decoder holding pictures back
+        in keyframes-only mode, a file paced after decoding). Returns the path (relative to
+        the evidence directory) the clip will have once ready: `YYYY/MM/DD/<name>.mp4` by
+        `day` (default: the event's UTC day), `name` defaulting to one made from the key and
+        time. A key already recording is extended instead.
         """
         with self._lock:
             if key in self._active:
-                self._active[key].extend(wall + self.post_roll_s)
+                self._active[key].extend(wall)
                 return self._active[key].path
             day = day or datetime.fromtimestamp(wall, UTC)
             path = EvidenceWriter.clip_path(name or _default_name(key, wall), day)
             self.evidence.path_of(path)
-            recording = _Recording(self, key, path, wall)
+            recording = _Recording(self, key, path, wall, self._skew(wall, frame))
             self._active[key] = recording
         recording.start()
         return path
+
+    def _skew(self, wall: float, frame: Frame | None) -> float:
+        """Seconds from the frame's wall time to the arrival of its packet (0 unknown)."""
+        video = frame.video_frame if frame is not None else None
+        if video is None or video.pts is None:
+            return 0.0
+        packet = self.buffer.find(video.pts)
+        return 0.0 if packet is None else packet.wall - wall
 
     def extend(self, key: str, wall: float) -> bool:
         """The condition of `key` still held (or ended) at `wall`: keep recording until the
@@ -161,7 +164,7 @@ class ClipRecorder:
             recording = self._active.get(key)
         if recording is None:
             return False
-        recording.extend(wall + self.post_roll_s)
+        recording.extend(wall)
         return True
 
     def follow(self, incident: Incident, event: Event) -> None:
@@ -175,7 +178,8 @@ class ClipRecorder:
             if incident.id in self._done:
                 return
         if event.phase != "end":
-            self.start(incident.id, event.wall, name=incident.id, day=incident.start_wall)
+            self.start(incident.id, event.wall, frame=event.frame, name=incident.id,
+                       day=incident.start_wall)
 
     def follow_event(self, event: Event) -> None:
         """In a camera worker, which sees events but not incidents: a rule's start starts
@@ -185,7 +189,7 @@ class ClipRecorder:
         is dropped there."""
         key = dedup_key(event.camera, event.zone, event.kind)
         if not self.extend(key, event.wall) and event.phase == "start":
-            self.start(key, event.wall)
+            self.start(key, event.wall, frame=event.frame)
 
     @property
     def recording(self) -> list[str]:
@@ -199,7 +203,7 @@ class ClipRecorder:
         with self._lock:
             targets = [r for k, r in self._active.items() if key is None or k == key]
         for recording in targets:
-            recording.stop.set()
+            recording.stopping.set()
 
     def close(self, timeout: float = 10.0) -> None:
         """Finish every clip and wait until they are written."""
@@ -226,33 +230,39 @@ class ClipRecorder:
 class _Recording(threading.Thread):
     """Collects one clip's packets: the pre-roll at once, then new packets as they come."""
 
-    def __init__(self, recorder: ClipRecorder, key: str, path: str, event_wall: float) -> None:
+    def __init__(self, recorder: ClipRecorder, key: str, path: str, event_wall: float,
+                 skew: float) -> None:
         super().__init__(name=f"clip-{path.rsplit('/', 1)[-1]}", daemon=True)
         self.recorder = recorder
         self.key = key
         self.path = path
         self.event_wall = event_wall
-        self.stop = threading.Event()
-        self._lock = threading.Lock()
-        self._until = event_wall + recorder.post_roll_s
+        self.skew = skew
+        self.stopping = threading.Event()
+        self._until_lock = threading.Lock()
+        self.settings = recorder.settings
+        self._first_until = event_wall + skew + self.settings.post_roll_s
+        self._until = self._first_until
         buffer = recorder.buffer
         self.packets: list[BufferedPacket] = []
         self._last_seq = buffer.last_seq
-        self._complete = self._take(buffer.window(event_wall - recorder.pre_roll_s))
+        self._complete = self._take(
+            buffer.window(event_wall + skew - self.settings.pre_roll_s))
 
-    def extend(self, until: float) -> None:
-        with self._lock:
-            self._until = max(self._until, until)
+    def extend(self, event_wall: float) -> None:
+        """An event of this clip at `event_wall` (the frames' clock): post-roll after it."""
+        with self._until_lock:
+            self._until = max(self._until, event_wall + self.skew + self.settings.post_roll_s)
 
     def _end_wall(self) -> float:
-        """The post-roll's end, capped at `max_clip_s` from the first packet (but never
-        before the first event's own post-roll)."""
-        with self._lock:
+        """The post-roll's end on the packets' clock, capped at `max_clip_s` from the first
+        packet (but never before the first event's own post-roll)."""
+        with self._until_lock:
             until = self._until
         if not self.packets:
             return until
-        first_event = self.event_wall + self.recorder.post_roll_s
-        return min(until, max(first_event, self.packets[0].wall + self.recorder.max_clip_s))
+        cap = max(self._first_until, self.packets[0].wall + self.settings.max_clip_s)
+        return min(until, cap)
 
     def _take(self, packets: Sequence[BufferedPacket]) -> bool:
         """Append what belongs to the clip; True once the clip is complete."""
@@ -298,11 +308,11 @@ class _Recording(threading.Thread):
             now = time.monotonic()
             if new:
                 last_new = now
-            elif now - last_new >= self.recorder.idle_timeout_s:
+            elif now - last_new >= self.settings.idle_timeout_s:
                 log.info("clip %s: no packet for %.0f s, written as it is", self.path,
                          now - last_new)
                 return
-            if self.stop.wait(self.recorder.poll_s):
+            if self.stopping.wait(self.recorder.poll_s):
                 self._take(buffer.after(self._last_seq)[0])
                 return
 
@@ -342,6 +352,10 @@ def write_mp4(packets: Sequence[BufferedPacket], target: Path) -> float:
         with av.open(tmp, "w", format=CLIP_FORMAT,
                      container_options={"movflags": "+faststart"}) as out:
             stream = out.add_stream_from_template(params.template)
+            if params.codec == "hevc":
+                # FFmpeg's default `hev1` is one Apple's players refuse; the browsers that
+                # play H.265 at all accept `hvc1`.
+                stream.codec_tag = "hvc1"
             for packet, (pts, dts, duration) in zip(packets, stamps, strict=True):
                 muxed = av.Packet(packet.data)
                 muxed.pts, muxed.dts, muxed.duration = pts, dts, duration

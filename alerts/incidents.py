@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -98,7 +99,8 @@ class IncidentManager:
         return changes[-1] if changes else None
 
     def attach_clip(self, incident_id: str, relative: str) -> Incident | None:
-        """Record `relative` (a clip already in the evidence dir) as the incident's clip.
+        """Record `relative` (a clip already in the evidence dir) as the incident's clip,
+        stored as `YYYY/MM/DD/<id>.mp4` next to its snapshot.
 
         Returns the changed incident, announced like any change (and the incident unchanged
         when it already has this clip); None when the incident is gone or already has another
@@ -131,25 +133,48 @@ class IncidentManager:
             stop=stop_after_attempt(3), wait=wait_random(0, 0.05), reraise=True,
         )
         for attempt in retrying:
-            with attempt, self.store.writing() as session:
-                row = find(session)
-                if row is None or row.clip is not None:
-                    view, changed = (None if row is None else incident_view(session, row)), False
-                else:
-                    row.clip = relative
-                    _touch(row)
-                    session.flush()
-                    view, changed = incident_view(session, row), True
-                    enqueue(session, view, "incident.updated")
+            with attempt:
+                view, changed = self._store_clip(find, relative)
         if changed:
-            log.info("incident %s: clip %s", view.id, relative)
+            log.info("incident %s: clip %s", view.id, view.clip)
             self.store.announce(view)
             return view
         if view is not None and view.clip == relative:
-            return view  # told twice (a worker resending after a restart)
+            return view  # told twice
         log.warning("clip %s not recorded: %s is gone or has another clip", relative, what)
         path.unlink(missing_ok=True)
         return None
+
+    def _store_clip(self, find: Callable[[Session], IncidentRow | None],
+                    relative: str) -> tuple[Incident | None, bool]:
+        """Record the clip on the incident `find` returns, if it has none yet.
+
+        A clip named by a worker (which did not know the incident id) is renamed to
+        `<id>.mp4` next to the snapshot in the same transaction, and renamed back if that
+        does not commit, so files are found by incident id whoever recorded them.
+        """
+        source = self.evidence.path_of(relative)
+        moved: Path | None = None
+        try:
+            with self.store.writing() as session:
+                row = find(session)
+                if row is None or row.clip is not None:
+                    return (None if row is None else incident_view(session, row)), False
+                stored = EvidenceWriter.clip_path(row.id, row.start_wall)
+                if stored != relative:
+                    moved = self.evidence.path_of(stored)
+                    moved.parent.mkdir(parents=True, exist_ok=True)
+                    os.replace(source, moved)
+                row.clip = stored
+                _touch(row)
+                session.flush()
+                view = incident_view(session, row)
+                enqueue(session, view, "incident.updated")
+            return view, True
+        except BaseException:
+            if moved is not None:
+                os.replace(moved, source)
+            raise
 
     def _apply(self, event: Event) -> list[Incident]:
         new_files: list[Path] = []

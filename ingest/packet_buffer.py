@@ -213,6 +213,12 @@ class PacketRingBuffer:
             start = max(seq + 1 - first, 0)
             return list(itertools.islice(self._packets, start, None)), gap
 
+    def find(self, pts: int) -> BufferedPacket | None:
+        """The newest packet with this presentation timestamp (a decoded frame's `pts`):
+        where a frame the analysis saw lies in the buffer, whatever the clocks said."""
+        with self._lock:
+            return next((p for p in reversed(self._packets) if p.pts == pts), None)
+
     @property
     def last_seq(self) -> int:
         """Sequence number of the newest packet pushed so far (-1 before the first)."""

@@ -134,11 +134,15 @@ def test_worker_clip_finds_its_incident_by_dedup_key_and_event_time(
     assert new.id != old.id
     key = dedup_key("cam-mall", "walkway", "crowd")
     relative = EvidenceWriter.clip_path("clip-from-worker", new.start_wall)
-    real_clip(manager.evidence, relative, footage_dir)
+    recorded = real_clip(manager.evidence, relative, footage_dir).read_bytes()
 
     changed = manager.attach_clip_for(key, BASE_WALL + 200.0, relative)
 
-    assert changed is not None and changed.id == new.id and changed.clip == relative
+    assert changed is not None and changed.id == new.id
+    # Renamed after the incident, next to its snapshot, like the clips recorded in-process.
+    assert changed.clip == EvidenceWriter.clip_path(new.id, new.start_wall)
+    assert manager.evidence.path_of(changed.clip).read_bytes() == recorded
+    assert not manager.evidence.path_of(relative).exists()
     assert manager.store.get_incident(old.id).clip is None
 
 
@@ -344,10 +348,6 @@ def test_boat_incident_keeps_the_best_scored_frame_the_rules_sent(boat_run: Boat
     assert same > cv2.PSNR(stored, annotate(later, best)) + 3.0
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "detectors/rules/episode.py: an episode shorter than update_every_s (10 s) sends no "
-    "update, and its end event carries no frame, so the incident keeps its onset frame; "
-    "better frames seen while it was open are dropped (boat clip: 0.71 kept, 0.87 seen)"))
 def test_short_incident_keeps_the_best_frame_seen_while_it_was_open(
     boat_run: BoatRun,
 ) -> None:

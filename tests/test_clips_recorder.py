@@ -7,9 +7,13 @@ Cameras are real: the gst-rtsp-server test camera (a real clip, no B-frames, key
 
 from __future__ import annotations
 
+import hashlib
+import subprocess
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -21,7 +25,7 @@ from alerts.evidence import EvidenceWriter
 from ingest.camera import CameraRunner
 from ingest.options import StreamOptions
 from ingest.packet_buffer import PacketRingBuffer
-from tests.support.rtsp import RtspTestServer
+from tests.support.rtsp import RtspTestServer, cache_dir
 
 pytest_plugins = ("tests.support.rtsp_fixtures",)
 
@@ -64,9 +68,27 @@ def recorder_on(buffer: PacketRingBuffer | None, evidence: EvidenceWriter, fille
     """A recorder on `buffer` (once it holds `filled_s` seconds) and its ready clips."""
     assert buffer is not None
     ready = Ready()
-    recorder = ClipRecorder(buffer, evidence, on_ready=ready, **settings)
+    recorder = ClipRecorder(buffer, evidence, ClipSettings(**settings), on_ready=ready)
     wait_for_span(buffer, filled_s)
     return recorder, ready
+
+
+def hevc_copy(source: Path, seconds: float = 3.0) -> Path:
+    """An H.265 copy of a real clip (B-frames, a keyframe a second), made once and cached."""
+    digest = hashlib.sha256(source.read_bytes()).hexdigest()[:16]
+    target = cache_dir() / f"{source.stem}-{digest}-hevc-t{seconds}.mp4"
+    if not target.is_file():
+        with tempfile.NamedTemporaryFile(dir=target.parent, suffix=".mp4", delete=False) as tmp:
+            partial = Path(tmp.name)
+        try:
+            subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(source), "-t", str(seconds),
+                            "-an", "-c:v", "libx265", "-preset", "ultrafast",
+                            "-x265-params", "log-level=error", "-g", "30", str(partial)],
+                           check=True, capture_output=True, timeout=120)
+            partial.replace(target)
+        finally:
+            partial.unlink(missing_ok=True)
+    return target
 
 
 def mp4_packets(path: Path) -> list[av.Packet]:
@@ -91,10 +113,37 @@ def slices(avcc: bytes) -> list[bytes]:
     return out
 
 
-def check_decode_order(packets: list[av.Packet]) -> None:
+def playable_packets(file: Path, clip: Clip) -> list[av.Packet]:
+    """The clip's packets, after checking each decodes to a frame, in decode order."""
+    packets = mp4_packets(file)
+    assert len(packets) == decoded_frames(file) == clip.packets
     dts = [p.dts for p in packets]
     assert dts == sorted(set(dts)), "dts must increase strictly"
     assert all(p.pts >= p.dts for p in packets)
+    assert packets[0].is_keyframe
+    return packets
+
+
+def assert_source_bytes(packets: list[av.Packet], source: Path) -> None:
+    """No re-encoding: the packets are the file's packets, byte for byte, in order (across
+    the loop back to its start when the clip spans it)."""
+    original = [bytes(p) for p in mp4_packets(source)]
+    first = original.index(bytes(packets[0]))
+    assert [bytes(p) for p in packets] == [
+        original[(first + i) % len(original)] for i in range(len(packets))]
+
+
+@contextmanager
+def paced_camera(clip: Path, max_seconds: float, keyframes_only: bool = False,
+                 ) -> Iterator[CameraRunner]:
+    """A real clip looping in real time as a camera, with a packet buffer."""
+    options = StreamOptions(realtime=True, loop=True, keyframes_only=keyframes_only)
+    runner = CameraRunner(clip.stem, str(clip), options,
+                          packet_buffer=PacketRingBuffer(max_seconds=max_seconds)).start()
+    try:
+        yield runner
+    finally:
+        runner.stop()
 
 
 @pytest.fixture
@@ -120,17 +169,12 @@ def test_clip_of_a_b_frame_camera_is_its_packets_remuxed_in_decode_order(
     footage_dir: Path, evidence: EvidenceWriter,
 ) -> None:
     source = footage_dir / "fishing_boat_sea_640x360_30fps.mp4"
-    buffer = PacketRingBuffer(max_seconds=8.0)
-    runner = CameraRunner("boat", str(source), StreamOptions(realtime=True, loop=True),
-                          packet_buffer=buffer).start()
-    try:
-        recorder, ready = recorder_on(buffer, evidence, 3.5,
+    with paced_camera(source, 8.0) as camera:
+        recorder, ready = recorder_on(camera.packet_buffer, evidence, 3.5,
                                       pre_roll_s=2.0, post_roll_s=1.0, max_clip_s=10)
         event_wall = time.time() - 0.3
         path = recorder.start("boat-1", event_wall, name="inc-boat")
         clip = ready.wait("boat-1")
-    finally:
-        runner.stop()
 
     day = datetime.fromtimestamp(event_wall, UTC)
     assert clip.path == path == f"{day:%Y/%m/%d}/inc-boat.mp4"
@@ -138,21 +182,40 @@ def test_clip_of_a_b_frame_camera_is_its_packets_remuxed_in_decode_order(
     # Pre-roll from the keyframe at or before (event - 2 s): the clip's GOP is 3 s.
     assert event_wall - 2.0 - 3.0 - JITTER_S <= clip.start_wall <= event_wall - 2.0
     assert event_wall + 1.0 - FRAME_S - JITTER_S <= clip.end_wall <= event_wall + 1.0
-    packets = mp4_packets(file)
-    assert len(packets) == clip.packets == decoded_frames(file)
-    assert packets[0].is_keyframe
-    check_decode_order(packets)
+    packets = playable_packets(file, clip)
     with av.open(str(file)) as container:
         stream = container.streams.video[0]
         assert (stream.codec_context.name, stream.width, stream.height) == ("h264", 640, 360)
         assert abs(container.duration / 1e6 - clip.duration_s) <= 0.15
     assert abs(clip.duration_s - (clip.end_wall - clip.start_wall)) <= 0.2
-    # No re-encoding: the clip's packets are the file's packets, byte for byte, in order
-    # (across the loop back to the start when the clip spans it).
-    original = [bytes(p) for p in mp4_packets(source)]
-    first = original.index(bytes(packets[0]))
-    assert [bytes(p) for p in packets] == [
-        original[(first + i) % len(original)] for i in range(len(packets))]
+    assert_source_bytes(packets, source)
+
+
+def test_clip_is_cut_around_the_events_frame_when_decoding_runs_ahead_of_time(
+    footage_dir: Path, evidence: EvidenceWriter,
+) -> None:
+    # Keyframes only, B-frames, paced after decoding: the decoder hands a keyframe out a GOP
+    # late and the frame's wall time (its decoding) lies seconds from its packet's arrival.
+    source = footage_dir / "fishing_boat_sea_640x360_30fps.mp4"
+    with paced_camera(source, 12.0, keyframes_only=True) as camera:
+        recorder, ready = recorder_on(camera.packet_buffer, evidence, 0.0,
+                                      pre_roll_s=2.0, post_roll_s=1.0, max_clip_s=10)
+        frame = camera.get(timeout=10)
+        while frame is not None and frame.t < 2.9:
+            frame = camera.get(timeout=10)
+        assert frame is not None and frame.video_frame is not None
+        recorder.start("kf", frame.wall, frame=frame)
+        clip = ready.wait("kf")
+
+    packets = playable_packets(evidence.path_of(clip.path), clip)
+    assert_source_bytes(packets, source)
+    # From the keyframe at or before t - 2 s (the GOP is 3 s: t = 0) to t + 1 s (timed in
+    # decode order: B-frames shown up to 3 frames later may end it).
+    original = mp4_packets(source)
+    assert bytes(packets[0]) == bytes(original[0])
+    assert clip.duration_s == pytest.approx(frame.t + 1.0, abs=JITTER_S)
+    shown = next(i for i, p in enumerate(original) if p.pts == frame.video_frame.pts)
+    assert shown < len(packets)
 
 
 @pytest.mark.parametrize("live_camera", [False, True], ids=["every-frame", "keyframes-only"],
@@ -169,13 +232,11 @@ def test_clip_of_a_live_camera_has_pre_and_post_roll_and_every_frame_it_sent(
     assert event_wall - 1.0 - RTSP_GOP_S - JITTER_S <= clip.start_wall <= event_wall - 1.0
     assert event_wall + 1.0 - FRAME_S - JITTER_S <= clip.end_wall <= event_wall + 1.0
     file = evidence.path_of(clip.path)
-    packets = mp4_packets(file)
     # Every frame the camera sent, also when the analysis decodes keyframes only.
-    assert len(packets) == decoded_frames(file) == clip.packets
+    packets = playable_packets(file, clip)
     assert abs(clip.packets * FRAME_S - clip.duration_s) <= FRAME_S
     assert abs(clip.duration_s - (clip.end_wall - clip.start_wall)) <= 0.2
     assert clip.duration_s >= 2.0 - JITTER_S
-    check_decode_order(packets)
     assert (clip.codec, clip.width, clip.height) == ("h264", 640, 360)
     with av.open(str(file)) as container:
         stream = container.streams.video[0]
@@ -217,7 +278,7 @@ def test_finish_writes_what_has_arrived_without_waiting_for_the_post_roll(
 
     assert time.monotonic() - started < 3.0
     assert 0.5 <= clip.duration_s <= 0.5 + RTSP_GOP_S + 1.0
-    assert decoded_frames(evidence.path_of(clip.path)) == clip.packets
+    playable_packets(evidence.path_of(clip.path), clip)
 
 
 def test_clip_spanning_a_reconnect_is_one_playable_file(
@@ -239,15 +300,32 @@ def test_clip_spanning_a_reconnect_is_one_playable_file(
         runner.stop()
 
     file = evidence.path_of(clip.path)
-    packets = mp4_packets(file)
-    assert len(packets) == decoded_frames(file) == clip.packets
-    check_decode_order(packets)
+    playable_packets(file, clip)
     # Both sessions are in it, played one after the other: the outage is left out.
     assert clip.end_wall > event_wall + 5.0
     assert clip.duration_s < clip.end_wall - clip.start_wall - 1.0
     with av.open(str(file)) as container:
         keys = [p for p in container.demux(video=0) if p.size and p.is_keyframe]
     assert len(keys) >= 3
+
+
+def test_h265_camera_clip_is_passed_through_under_the_tag_browsers_take(
+    footage_dir: Path, evidence: EvidenceWriter,
+) -> None:
+    source = hevc_copy(footage_dir / "fishing_boat_sea_640x360_30fps.mp4")
+    with paced_camera(source, 4.0) as camera:
+        recorder, ready = recorder_on(camera.packet_buffer, evidence, 1.5,
+                                      pre_roll_s=1.0, post_roll_s=0.5, max_clip_s=5)
+        recorder.start("h265", time.time())
+        clip = ready.wait("h265")
+
+    file = evidence.path_of(clip.path)
+    packets = playable_packets(file, clip)
+    with av.open(str(file)) as container:
+        stream = container.streams.video[0]
+        assert (stream.codec_context.name, stream.width, stream.height) == ("hevc", 640, 360)
+        assert stream.codec_tag == "hvc1"
+    assert_source_bytes(packets, source)
 
 
 def test_clip_lengths_must_leave_room_for_both_rolls() -> None:
