@@ -5,8 +5,10 @@ an incident opens, its recorder copies the pre-roll from there at once (it would
 before the post-roll is over), follows the stream until the post-roll has passed, and remuxes
 the packets into an MP4 next to the snapshot: no decoding, no re-encoding, the camera's own
 bytes. The file appears atomically, then `on_ready` is told, so whoever owns the incident
-store records it: the same process today, the main process when cameras run in workers that
-share the evidence directory.
+store records it (`IncidentManager.attach_clip`): in the same process the clip is keyed by
+incident id (`follow`); a camera worker, which sees events but not incidents, keys it by the
+incident's dedup key (`follow_event`) and the main process, sharing the evidence directory,
+attaches it with `attach_clip_for`, which renames it after the incident.
 """
 
 from __future__ import annotations
@@ -39,8 +41,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# Analysis runs behind the reader: the buffer keeps this much more than the pre-roll so the
-# pre-roll is still there when the incident's event has been analysed and stored.
+# Analysis runs behind the reader (and a decoder may hold pictures back): the buffer keeps
+# this much more than the pre-roll so the pre-roll is still there when the event comes.
 BUFFER_SLACK_S = 5.0
 REMEMBERED = 256
 
