@@ -306,6 +306,27 @@ BOX_PIXELS = """() => {
 }"""
 
 
+def test_incident_clip_plays_in_the_detail(page: Any, console: ConsoleServer):
+    console.start_cameras()
+    deadline = time.monotonic() + 60
+    with_clip = None
+    while with_clip is None and time.monotonic() < deadline:
+        items = api(console, "/api/incidents", camera="river-pier")["items"]
+        with_clip = next((i for i in items if i["clip"]), None)
+        time.sleep(1)
+    assert with_clip is not None, "no incident of the pier camera got a clip within 60 s"
+    log_in(page, console, "op-east")
+    page.goto(f"{console.base}/console/#/incidents/{with_clip['id']}")
+    page.wait_for_selector("button[data-evidence=clip]")
+    assert page.is_visible("#detail-snapshot") and not page.is_visible("#detail-clip")
+    page.click("button[data-evidence=clip]")
+    page.wait_for_function(
+        "() => { const v = document.querySelector('#detail-clip'); "
+        "return v.readyState >= 1 && v.duration > 1 && v.videoWidth === 640; }",
+        timeout=15_000)
+    assert not page.is_visible("#detail-snapshot")
+
+
 def test_viewer_sees_the_incident_but_cannot_act_on_it(page: Any, console: ConsoleServer):
     console.start_cameras()
     boat = wait_for_incident(console, camera="river-boat")
