@@ -21,6 +21,9 @@ from ingest.state import CameraState
 log = logging.getLogger(__name__)
 
 DEFAULT_INTERVAL_S = 1 / 25
+MAX_GOP_BYTES = 16 * 1024 * 1024
+"""Packets since the last keyframe kept in keyframes-only mode (a 2 s GOP at 4 Mbit/s is
+1 MB); a longer GOP is not kept, and a switch to every frame then waits for a keyframe."""
 
 
 class AvSource(Source):
@@ -38,6 +41,8 @@ class AvSource(Source):
         self._uri = uri
         self._decoder: av.VideoCodecContext | None = None
         self._decoder_keyframes_only: bool | None = None
+        self._gop: list[av.Packet] = []
+        self._gop_bytes = 0
         self._container = self._open()
         stream = self._container.streams.video[0]
         rate = stream.average_rate or stream.guessed_rate
@@ -123,7 +128,7 @@ class AvSource(Source):
                 if self._packets is not None:
                     self._packets.push(packet, self._packet_wall(packet))
             try:
-                decoded = self._decoder_for(stream).decode(packet)
+                decoded = self._decode(stream, packet)
             except av.FFmpegError as exc:
                 # Damaged data: the decoder resynchronises at the next good picture.
                 self.counters.decode_errors += 1
@@ -156,21 +161,56 @@ class AvSource(Source):
         error = classify(exc, connected=self._delivered)
         return SourceError(error.state, f"{self.display_uri}: {error.reason}")
 
-    def _decoder_for(self, stream: av.video.stream.VideoStream) -> av.VideoCodecContext:
+    def _decode(self, stream: av.video.stream.VideoStream,
+                packet: av.Packet) -> list[av.VideoFrame]:
+        decoder = self._decoder_for(stream, packet)
+        if self._keyframes_only:
+            self._remember(packet)
+        decoded = decoder.decode(packet)
+        if decoded:
+            self.awaiting_keyframe = False
+        return decoded
+
+    def _decoder_for(self, stream: av.video.stream.VideoStream,
+                     packet: av.Packet) -> av.VideoCodecContext:
         """The decoder of the current mode; a switch of mode starts a fresh one.
 
         A decoder that skipped the P-frames holds no valid references for them: switched to
         every frame mid-GOP it puts out pictures 13-18 grey levels off until the next
         keyframe (measured), which motion detection would take for movement. A fresh H.264
-        decoder puts out nothing before the next keyframe, so the switch costs at most one
-        GOP of frames and never a corrupt one.
+        decoder puts out nothing before a keyframe, so it is first given the packets since
+        the last one (kept in keyframes-only mode): active mode starts at once, with correct
+        pictures, for the price of decoding part of one GOP.
         """
         keyframes_only = self._keyframes_only
-        if self._decoder is None or self._decoder_keyframes_only != keyframes_only:
-            self._close_decoder()
-            self._decoder = self._new_decoder(stream, keyframes_only)
-            self._decoder_keyframes_only = keyframes_only
+        if self._decoder is not None and self._decoder_keyframes_only == keyframes_only:
+            return self._decoder
+        switching_to_every_frame = self._decoder is not None and not keyframes_only
+        self._decoder = self._new_decoder(stream, keyframes_only)
+        self._decoder_keyframes_only = keyframes_only
+        self.awaiting_keyframe = True
+        if switching_to_every_frame and self._gop and not packet.is_keyframe:
+            for earlier in self._gop:
+                try:
+                    self._decoder.decode(earlier)
+                except av.FFmpegError:
+                    self.counters.decode_errors += 1
+        self._forget_gop()
         return self._decoder
+
+    def _remember(self, packet: av.Packet) -> None:
+        """Keep the packets of the current GOP, from its keyframe on."""
+        if packet.is_keyframe:
+            self._gop, self._gop_bytes = [packet], packet.size
+        elif self._gop:
+            self._gop_bytes += packet.size
+            if self._gop_bytes > MAX_GOP_BYTES:
+                self._forget_gop()
+            else:
+                self._gop.append(packet)
+
+    def _forget_gop(self) -> None:
+        self._gop, self._gop_bytes = [], 0
 
     def _new_decoder(self, stream: av.video.stream.VideoStream,
                      keyframes_only: bool) -> av.VideoCodecContext:
@@ -194,6 +234,7 @@ class AvSource(Source):
         """Drop the decoder; PyAV frees it (and its picture buffers) with the last reference."""
         self._decoder = None
         self._decoder_keyframes_only = None
+        self._forget_gop()
 
     def _frame(self, video_frame: av.VideoFrame) -> Frame:
         frame = Frame(

@@ -32,13 +32,16 @@ log = logging.getLogger(__name__)
 
 StateListener = Callable[[str, StateChange], None]
 FrameListener = Callable[[str], None]
+FrameFilter = Callable[[Frame], bool]
 
 
 class CameraRunner:
     """Owns one camera's reader thread and its state machine.
 
     Frames go into `mailbox` (one slot: the newest wins); `on_frame(camera_id)` is called
-    after each, so that one consumer can serve many cameras. `t` and `index` continue across
+    after each, so that one consumer can serve many cameras. Frames `accept` turns down
+    (a consumer analysing 5 of 25 frames a second) are decoded but never delivered, so
+    they are not counted as dropped. `t` and `index` continue across
     reconnects (t advances by the wall-clock gap), so downstream tracking never sees time
     run backwards after an outage. With a `packet_buffer`, every encoded video packet is
     also kept there for the last seconds (evidence clips, cut without re-encoding).
@@ -52,6 +55,7 @@ class CameraRunner:
         *,
         on_state: StateListener | None = None,
         on_frame: FrameListener | None = None,
+        accept: FrameFilter | None = None,
         watchdog: StallWatchdog | None = None,
         history_size: int = 50,
         packet_buffer: PacketRingBuffer | None = None,
@@ -65,6 +69,7 @@ class CameraRunner:
         self._uri = uri
         self._on_state = on_state
         self._on_frame = on_frame
+        self._accept = accept
         self._watchdog = watchdog or WATCHDOG
         self._backoff = Backoff(self.options)
         self._keyframes_only = self.options.keyframes_only
@@ -220,9 +225,10 @@ class CameraRunner:
 
     def _idle_s(self) -> float:
         """Seconds without progress: frames, or packets in keyframes-only mode (frames then
-        come once per GOP)."""
+        come once per GOP) and while the decoder waits for a keyframe (up to a GOP)."""
         progress = self._progress_at
-        if self._keyframes_only:
+        source = self._source
+        if self._keyframes_only or (source is not None and source.awaiting_keyframe):
             progress = max(progress, self.counters.last_packet_monotonic or 0.0)
         return time.monotonic() - progress
 
@@ -301,6 +307,8 @@ class CameraRunner:
         frame.t += self._t_base
         self._next_index += 1
         self._last_t, self._last_wall = frame.t, frame.wall
+        if self._accept is not None and not self._accept(frame):
+            return
         if self.mailbox.put(frame):
             self.counters.frames_dropped += 1
         if self._on_frame is not None:

@@ -25,6 +25,10 @@ class Source(ABC):
     live: bool = False
     """True for cameras: an end of stream is an outage, not the end of the input."""
 
+    awaiting_keyframe: bool = False
+    """A fresh decoder has put out nothing yet: it waits for a keyframe (after connecting,
+    or a switch of decode mode), so packets, not frames, show that the stream is alive."""
+
     def __init__(self, uri: str, options: StreamOptions, camera_id: str,
                  counters: CameraCounters | None) -> None:
         self.display_uri = redact(uri)
