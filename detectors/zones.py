@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Annotated, Literal
 
 import cv2
 import numpy as np
@@ -12,6 +13,8 @@ from detectors.calibration import GroundCalibration
 from detectors.rules import RuleSpec
 
 log = logging.getLogger(__name__)
+
+TileCount = Annotated[int, Field(ge=1, le=8)]
 
 
 class ZoneSpec(BaseModel):
@@ -29,6 +32,22 @@ class ZoneSpec(BaseModel):
     )
     calibration: GroundCalibration | None = Field(
         default=None, description="Pixels to ground metres, for speeds in m/s.",
+    )
+    tiles: tuple[TileCount, TileCount] | Literal["auto", "off"] = Field(
+        default="auto",
+        description="How the detector's zone sweep is tiled, as [columns, rows]: tiles show "
+        "small, far objects at a useful size. 'auto' picks them from the zone's size in pixels "
+        "against the model input; 'off' sweeps the zone in one view.",
+    )
+    tile_overlap: float = Field(
+        default=0.3, ge=0.0, le=0.5,
+        description="Overlap of neighbouring tiles (fraction of a tile), so that an object cut "
+        "by one tile's edge lies whole in its neighbour.",
+    )
+    sweep_every_s: float = Field(
+        default=10.0, gt=0,
+        description="Seconds between detector sweeps of the whole zone without motion: "
+        "objects that do not move (people fishing, a parked digger) are found and re-confirmed.",
     )
     rules: list[RuleSpec] = Field(default_factory=list)
 

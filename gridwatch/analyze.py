@@ -83,7 +83,7 @@ def _canonical(url: str) -> str:
 
 
 def frame_line(camera_id: str, result: FrameResult) -> dict:
-    return {
+    line = {
         "type": "frame",
         "camera": camera_id,
         "frame": result.frame.index,
@@ -91,6 +91,9 @@ def frame_line(camera_id: str, result: FrameResult) -> dict:
         "detections": [d.to_json() for d in result.detections],
         "zones": result.zones,
     }
+    if result.look is not None:
+        line["look"] = result.look.to_json()
+    return line
 
 
 def run_analysis(

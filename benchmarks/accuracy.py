@@ -1,0 +1,383 @@
+"""Accuracy of the detection core on labelled real footage; prints one JSON object.
+
+Each case runs `gridwatch analyze` (in process: `gridwatch.analyze.run_analysis`, the same code
+path as the CLI) with a camera configuration written here, and scores its JSON lines:
+
+- `mot17`: MOT17-09 frames 1-4 with their ground truth, scored as MOTChallenge does: gt rows of
+  pedestrians (class 1) with conf 1 and visibility >= 0.5 are the targets; detections matched
+  (Hungarian, IoU >= 0.5) to a distractor (static person, reflection, person on vehicle,
+  distractor) or to a low-visibility pedestrian are neither hits nor false positives. Ground-truth
+  boxes are clipped to the image (detections always are; two of the pedestrians extend past the
+  frame border); figures against the unclipped boxes are given too. Baselines in the same run,
+  at the case's threshold and at the old default 0.3: one full-frame inference per frame (what
+  the core did before), and naive 3x2 tiling merged by plain NMS only. `ablation_tiles_off`
+  is the core with `tiles: off` (overview plus close looks at what it sees small).
+- `boat`, `indoor_people`, `road_cart`: per analysed frame, is the labelled class reported where
+  the labels say it is in view, and not where they say it is not (frame level; frames in the
+  labels' ignore windows are not scored). Events: each labelled condition interval should open
+  one incident, within 3 s of the condition having held for the rule's `min_dwell_s`; incidents
+  that match no labelled interval are false (they flag stretches where nothing happens).
+- `hall_crowd`: people counted on three hand-counted frames (target: within 15 %), and the crowd
+  event.
+
+Every clip case runs twice: `every_frame` (the detector on every frame, best accuracy) and
+`service` (the 5 fps schedule with motion gating, what a deployment runs).
+
+Usage: .venv/bin/python benchmarks/accuracy.py [--cases mot17,boat,...] [--conf 0.5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import logging
+import os
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import yaml
+from scipy.optimize import linear_sum_assignment
+
+from detectors.backends.base import Detector
+from detectors.backends.factory import create_detector
+from detectors.backends.yolo_decode import Candidates, nms
+from detectors.regions import grid_tiles
+from gridwatch.analyze import run_analysis
+from gridwatch.config import parse_config
+
+REPO = Path(__file__).resolve().parent.parent
+LABELS = Path(__file__).resolve().parent / "labels"
+FOOTAGE = Path(os.environ.get("GRIDWATCH_FOOTAGE_DIR", REPO.parent / "shared" / "footage"))
+WHOLE = [[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 1.0]]
+IOU = 0.5
+ONSET_TARGET_S = 3.0
+#: The configuration's default `incident_cooldown_s`, used as is.
+COOLDOWN_S = 60.0
+COUNT_TARGET = 0.15
+# MOT17 classes whose matches are ignored: person on vehicle, static person, distractor,
+# reflection. Pedestrians (1) below the visibility threshold are ignored too.
+MOT_IGNORED = frozenset({2, 7, 8, 12})
+MOT_MIN_VISIBILITY = 0.5
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    source: str
+    label_file: str | None
+    cls: str
+    zone: list[list[float]]
+    rule: dict[str, Any]
+    zone_options: dict[str, Any] = field(default_factory=dict)
+    modes: tuple[str, ...] = ("every_frame", "service")
+
+
+CASES = [
+    Case("mot17", "mot17_09_mini/img1", None, "person", WHOLE,
+         {"kind": "presence", "classes": ["person"], "min_dwell_s": 0}, modes=("every_frame",)),
+    Case("boat", "fishing_boat_sea_640x360_30fps.mp4", "boat.yaml", "boat",
+         [[0.0, 0.35], [1.0, 0.35], [1.0, 1.0], [0.0, 1.0]],
+         {"kind": "illegal_fishing", "classes": ["boat"], "min_dwell_s": 2, "end_after_s": 4}),
+    Case("hall_crowd", "crowd_hall_topdown_1280x720.avi", "hall_crowd.yaml", "person", WHOLE,
+         {"kind": "crowd", "classes": ["person"], "min_count": 10, "min_dwell_s": 3},
+         zone_options={"tiles": [3, 2]}),
+    Case("indoor_people", "indoor_people_walk_768x432_10fps.mp4", "indoor_people.yaml",
+         "person", [[0.0, 0.2], [1.0, 0.2], [1.0, 1.0], [0.0, 1.0]],
+         # end_after_s 2: each visit is its own event (the gaps between visits are 2.9-5.9 s).
+         {"kind": "intrusion", "classes": ["person"], "min_dwell_s": 3, "end_after_s": 2}),
+    Case("road_cart", "cctv_road_cart_320x240_3fps.mp4", "road_cart.yaml", "person",
+         [[0.0, 0.3], [1.0, 0.3], [1.0, 1.0], [0.0, 1.0]],
+         {"kind": "intrusion", "classes": ["person"], "min_dwell_s": 2}),
+]
+
+
+def analyse(case: Case, conf: float, every_frame: bool, zone_options: dict[str, Any] | None = None
+            ) -> tuple[list[dict], float]:
+    """Run the analyze pipeline on the case's input; returns its JSON lines and wall seconds."""
+    url = str(FOOTAGE / case.source)
+    zone = {"id": "zone", "polygon": case.zone, "rules": [{"type": "presence", **case.rule}],
+            **case.zone_options, **(zone_options or {})}
+    config = parse_config({"model": {"name": "yolox_nano_coco_416", "conf": conf},
+                           "incident_cooldown_s": COOLDOWN_S,
+                           "cameras": [{"id": case.name, "url": url, "zones": [zone]}]},
+                          f"<{case.name}>")
+    out = io.StringIO()
+    start = time.perf_counter()
+    run_analysis(url, config, out, every_frame=every_frame)
+    wall = time.perf_counter() - start
+    return [json.loads(line) for line in out.getvalue().splitlines()], wall
+
+
+def _iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    if not len(a) or not len(b):
+        return np.zeros((len(a), len(b)))
+    x1 = np.maximum(a[:, None, 0], b[None, :, 0])
+    y1 = np.maximum(a[:, None, 1], b[None, :, 1])
+    x2 = np.minimum(a[:, None, 2], b[None, :, 2])
+    y2 = np.minimum(a[:, None, 3], b[None, :, 3])
+    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
+    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
+    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    return inter / (area_a[:, None] + area_b[None, :] - inter)
+
+
+def load_mot_gt(folder: Path, clip: bool = True) -> tuple[dict[int, list[tuple]], int, int]:
+    """gt.txt rows per frame: (box, is_target, is_ignored)."""
+    info = dict(
+        line.split("=", 1) for line in (folder / "seqinfo.ini").read_text().splitlines()
+        if "=" in line
+    )
+    width, height = int(info["imWidth"]), int(info["imHeight"])
+    rows: dict[int, list[tuple]] = {}
+    for line in (folder / "gt" / "gt.txt").read_text().splitlines():
+        f, _id, x, y, w, h, conf, cls, vis = line.split(",")
+        box = [float(x), float(y), float(x) + float(w), float(y) + float(h)]
+        if clip:
+            box = [max(0.0, box[0]), max(0.0, box[1]), min(width, box[2]), min(height, box[3])]
+        c = int(cls)
+        target = c == 1 and int(float(conf)) == 1 and float(vis) >= MOT_MIN_VISIBILITY
+        ignored = c in MOT_IGNORED or (c == 1 and not target)
+        if target or ignored:
+            rows.setdefault(int(f), []).append((box, target, ignored))
+    return rows, width, height
+
+
+def score_mot_frame(boxes: list[list[float]], gt: list[tuple]) -> tuple[int, int, int]:
+    """(hits, false positives, targets) of one frame, MOTChallenge style."""
+    targets = sum(1 for _, t, _ in gt if t)
+    if not boxes:
+        return 0, 0, targets
+    iou = _iou_matrix(np.array(boxes, float), np.array([g[0] for g in gt], float))
+    rows, cols = linear_sum_assignment(-np.where(iou >= IOU, iou, 0.0))
+    hits = ignored = 0
+    for r, c in zip(rows, cols, strict=True):
+        if iou[r, c] < IOU:
+            continue
+        if gt[c][1]:
+            hits += 1
+        else:
+            ignored += 1
+    return hits, len(boxes) - hits - ignored, targets
+
+
+def _pr(hits: int, fps: int, targets: int) -> dict[str, Any]:
+    return {
+        "precision": round(hits / (hits + fps), 3) if hits + fps else None,
+        "recall": round(hits / targets, 3) if targets else None,
+        "hits": hits, "false_positives": fps, "targets": targets,
+    }
+
+
+def score_mot(frames: list[list[list[float]]], gt: dict[int, list[tuple]]) -> dict[str, Any]:
+    hits = fps = targets = 0
+    count_errors = []
+    for i, boxes in enumerate(frames):
+        h, f, t = score_mot_frame(boxes, gt.get(i + 1, []))
+        hits, fps, targets = hits + h, fps + f, targets + t
+        count_errors.append(abs(h + f - t) / t if t else 0.0)
+    return {**_pr(hits, fps, targets),
+            "count_error": round(float(np.mean(count_errors)), 3) if count_errors else None}
+
+
+def mot17_case(case: Case, conf: float) -> dict[str, Any]:
+    folder = FOOTAGE / "mot17_09_mini"
+    gt, _, _ = load_mot_gt(folder)
+    gt_unclipped, _, _ = load_mot_gt(folder, clip=False)
+    out: dict[str, Any] = {}
+    for variant, options in (("core", {}), ("ablation_tiles_off", {"tiles": "off"})):
+        lines, wall = analyse(case, conf, True, options)
+        frames = [[d["box"] for d in x["detections"] if d["cls"] == case.cls]
+                  for x in lines if x["type"] == "frame"]
+        out[variant] = {**score_mot(frames, gt), "wall_s": round(wall, 2),
+                        "unclipped_gt": _pr(*_sum_mot(frames, gt_unclipped))}
+    images = [cv2.imread(str(p)) for p in sorted((folder / "img1").glob("*.jpg"))]
+    for threshold in sorted({conf, 0.3}):
+        detector = create_detector("yolox_nano_coco_416", conf=threshold)
+        full = [[list(d.box) for d in detector.detect(im, classes={0})] for im in images]
+        out[f"baseline_full_frame_conf_{threshold}"] = score_mot(full, gt)
+        out[f"baseline_naive_tiles_3x2_nms_conf_{threshold}"] = score_mot(
+            [naive_tiles(detector, im) for im in images], gt)
+    core = out["core"]
+    out["target"] = {"recall": 0.85, "precision": 0.90,
+                     "met": bool(core["recall"] is not None and core["recall"] >= 0.85
+                                 and core["precision"] is not None
+                                 and core["precision"] >= 0.90)}
+    return out
+
+
+def _sum_mot(frames: list[list[list[float]]], gt: dict[int, list[tuple]]
+             ) -> tuple[int, int, int]:
+    totals = [score_mot_frame(b, gt.get(i + 1, [])) for i, b in enumerate(frames)]
+    return tuple(int(sum(t[k] for t in totals)) for k in range(3))  # type: ignore[return-value]
+
+
+def naive_tiles(detector: Detector, image: np.ndarray) -> list[list[float]]:
+    """Baseline: 3x2 tiles (no overlap, no overview), boxes shifted back and merged by plain
+    class-aware NMS: what tiling gives without fragment handling."""
+    h, w = image.shape[:2]
+    boxes, scores = [], []
+    for region in grid_tiles((0, 0, w, h), 3, 2, 0.0):
+        x, y = region.box[:2]
+        for d in detector.detect(region.crop(image), classes={0}):
+            boxes.append([d.box[0] + x, d.box[1] + y, d.box[2] + x, d.box[3] + y])
+            scores.append(d.score)
+    if not boxes:
+        return []
+    kept = nms(Candidates(np.array(boxes, np.float32), np.array(scores, np.float32),
+                          np.zeros(len(boxes), np.int32)), 0.45)
+    return kept.boxes.tolist()
+
+
+def _in(t: float, spans: list[list[float]], margin: float = 0.0) -> bool:
+    return any(a - margin <= t <= b + margin for a, b in spans)
+
+
+def score_presence(lines: list[dict], labels: dict, cls: str) -> dict[str, Any]:
+    """Frame level: the class reported on analysed frames where it is in view, not elsewhere."""
+    present = labels.get("present", [])
+    ignore = labels.get("ignore", [])
+    edge = float(labels.get("edge_ignore_s", 0.0))
+    hits = fps = targets = 0
+    scored = 0
+    for x in lines:
+        if x["type"] != "frame":
+            continue
+        t = x["t"]
+        if _in(t, ignore) or any(abs(t - e) <= edge for span in present for e in span):
+            continue
+        scored += 1
+        seen = any(d["cls"] == cls for d in x["detections"])
+        truth = _in(t, present)
+        targets += truth
+        hits += seen and truth
+        fps += seen and not truth
+    return {"level": "frame", "frames_scored": scored, **_pr(hits, fps, targets)}
+
+
+def expected_incidents(labels: dict, rule: dict[str, Any], cooldown_s: float
+                       ) -> list[list[float]]:
+    """Labelled condition intervals as the service turns them into incidents: an interval
+    shorter than the rule's `min_dwell_s` opens none, and the IncidentManager folds an episode
+    that starts less than `cooldown_s` after the previous one ended into that incident."""
+    dwell = float(rule.get("min_dwell_s", 5.0))
+    end_after = float(rule.get("end_after_s", 10.0))
+    merged: list[list[float]] = []
+    for e in sorted(labels.get("events", []), key=lambda e: e["start"]):
+        if e["end"] - e["start"] < dwell:
+            continue
+        if merged and (e["start"] + dwell) - (merged[-1][1] + end_after) < cooldown_s:
+            merged[-1][1] = e["end"]
+        else:
+            merged.append([e["start"], e["end"]])
+    return merged
+
+
+def score_events(lines: list[dict], labels: dict, rule: dict[str, Any],
+                 cooldown_s: float) -> dict[str, Any]:
+    """Each expected incident should open once, within 3 s of its condition having held for
+    `min_dwell_s`. An incident outside every labelled interval is false (it flags a stretch
+    where nothing happens); a second incident inside an already matched interval is a split."""
+    dwell = float(rule.get("min_dwell_s", 5.0))
+    end_after = float(rule.get("end_after_s", 10.0))
+    incidents = sorted((x for x in lines if x["type"] == "incident"), key=lambda x: x["start"])
+    expected = expected_incidents(labels, rule, cooldown_s)
+    matched: dict[int, int] = {}
+    delays, missed, false, splits = [], [], [], []
+    for k, (start, end) in enumerate(expected):
+        found = next((i for i, inc in enumerate(incidents)
+                      if i not in matched and start <= inc["start"] <= end + end_after), None)
+        if found is None:
+            missed.append([start, end])
+            continue
+        matched[found] = k
+        delays.append(round(incidents[found]["start"] - (start + dwell), 3))
+    for i, inc in enumerate(incidents):
+        if i in matched:
+            continue
+        inside = any(a <= inc["start"] <= b + end_after for a, b in expected)
+        (splits if inside else false).append([inc["start"], inc["end"]])
+    return {
+        "labelled_conditions": len(labels.get("events", [])),
+        "expected": len(expected), "incidents": len(incidents),
+        "precision": round(len(matched) / (len(matched) + len(false)), 3)
+        if matched or false else None,
+        "recall": round(len(matched) / len(expected), 3) if expected else None,
+        "onset_delay_s": delays,
+        "onset_within_3s": all(d <= ONSET_TARGET_S for d in delays) and not missed,
+        "missed": missed, "false_incidents": false, "split_incidents": splits,
+    }
+
+
+def score_counts(lines: list[dict], labels: dict, cls: str) -> dict[str, Any]:
+    """People reported on each hand-counted frame (or the analysed frame nearest to it, within
+    0.25 s, when the schedule skipped it)."""
+    frames = [x for x in lines if x["type"] == "frame"]
+    rows: list[dict[str, Any]] = []
+    for c in labels.get("counts", []):
+        x = min(frames, key=lambda x: abs(x["t"] - c["t"]), default=None)
+        if x is None or abs(x["t"] - c["t"]) > 0.25:
+            rows.append({"frame": c["frame"], "hand": c["count"], "detected": None})
+            continue
+        n = sum(1 for d in x["detections"] if d["cls"] == cls)
+        error = (n - c["count"]) / c["count"]
+        rows.append({"frame": c["frame"], "analysed_frame": x["frame"], "hand": c["count"],
+                     "partial": c.get("partial", 0),
+                     "detected": n, "error": round(error, 3),
+                     "within_15pct": abs(error) <= COUNT_TARGET})
+    return {"frames": rows,
+            "all_within_15pct": bool(rows) and all(r.get("within_15pct") for r in rows)}
+
+
+def clip_case(case: Case, conf: float) -> dict[str, Any]:
+    labels = yaml.safe_load((LABELS / str(case.label_file)).read_text())
+    out: dict[str, Any] = {}
+    for mode in case.modes:
+        lines, wall = analyse(case, conf, mode == "every_frame")
+        summary = lines[-1]
+        looked = [x for x in lines if x["type"] == "frame"]
+        with_detector = sum(1 for x in looked if x.get("look", {}).get("regions"))
+        result: dict[str, Any] = {
+            "frames_read": summary["frames_read"], "frames_analysed": summary["frames_analysed"],
+            "detector_share": round(with_detector / len(looked), 3) if looked else None,
+            "wall_s": round(wall, 2),
+            "detection": score_presence(lines, labels, case.cls)
+            if "present" in labels else None,
+            "events": score_events(lines, labels, case.rule, COOLDOWN_S),
+        }
+        if "counts" in labels:
+            result["counts"] = score_counts(lines, labels, case.cls)
+        out[mode] = result
+    return out
+
+
+RUNNERS: dict[str, Callable[[Case, float], dict[str, Any]]] = {"mot17": mot17_case}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cases", default=",".join(c.name for c in CASES))
+    parser.add_argument("--conf", type=float, default=0.5,
+                        help="detector score threshold (model.conf of the configuration)")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    if not FOOTAGE.is_dir():
+        sys.exit(f"shared footage not found at {FOOTAGE} (set GRIDWATCH_FOOTAGE_DIR)")
+    cv2.setNumThreads(1)
+    wanted = args.cases.split(",")
+    result: dict[str, Any] = {"benchmark": "accuracy", "model": "yolox_nano_coco_416",
+                              "conf": args.conf, "cases": {}}
+    for case in CASES:
+        if case.name in wanted:
+            result["cases"][case.name] = RUNNERS.get(case.name, clip_case)(case, args.conf)
+    print(json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    main()
