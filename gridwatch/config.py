@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -58,10 +58,57 @@ class ModelConfig(Strict):
 class ApiConfig(Strict):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
+    metrics_token: str | None = Field(
+        default=None, min_length=16,
+        description="When set, GET /metrics needs `Authorization: Bearer <token>`; "
+                    "otherwise it is open like /api/health (it shows no credentials)")
+
+
+AnalysisMode = Literal["adaptive", "watch", "active"]
 
 
 class AnalysisConfig(Strict):
-    fps: float = Field(default=5.0, gt=0, le=60, description="Analysed frames per second")
+    """How cameras are analysed: *watch* decodes keyframes only and runs the cheap stages on
+    them, *active* decodes every frame and analyses `fps` of them, *adaptive* switches to
+    active when a zone shows activity or an event is open and back after `quiet_s`."""
+
+    fps: float = Field(default=5.0, gt=0, le=60,
+                       description="Analysed frames per second in active mode")
+    mode: AnalysisMode = "adaptive"
+    quiet_s: float = Field(default=10.0, gt=0, le=3600,
+                           description="Adaptive: back to watch after this long without "
+                                       "activity or an open event")
+
+
+class CameraAnalysisConfig(Strict):
+    """One camera's departures from the `analysis` defaults."""
+
+    mode: AnalysisMode | None = None
+    fps: float | None = Field(default=None, gt=0, le=60)
+    quiet_s: float | None = Field(default=None, gt=0, le=3600)
+
+
+class WorkersConfig(Strict):
+    """Camera worker processes: each owns a share of the cameras (a decoder thread per
+    camera, one analysis thread); the main process keeps the store, the API and delivery."""
+
+    count: int | Literal["auto"] = Field(
+        default="auto", description="auto: one per CPU core available (at most one per "
+                                    "camera); 0 runs the cameras in the main process")
+    heartbeat_timeout_s: float = Field(
+        default=15.0, gt=0, le=600,
+        description="A worker silent (or whose analysis is stuck) this long is restarted")
+    restart_backoff_initial_s: float = Field(default=0.5, ge=0, le=60)
+    restart_backoff_max_s: float = Field(default=30.0, gt=0, le=3600)
+    preview_interval_s: float = Field(
+        default=1.0, gt=0, le=60, description="Camera wall picture at most this often")
+
+    @field_validator("count", mode="before")
+    @classmethod
+    def _auto_or_count(cls, v: object) -> object:
+        if v == "auto" or (isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 64):
+            return v
+        raise ValueError("must be 'auto' or a number of worker processes from 0 to 64")
 
 
 class AuthConfig(Strict):
@@ -88,6 +135,7 @@ class CameraConfig(Strict):
     enabled: bool = True
     stream: StreamOptions = Field(default_factory=StreamOptions)
     zones: list[ZoneSpec] = Field(default_factory=list)
+    analysis: CameraAnalysisConfig = Field(default_factory=CameraAnalysisConfig)
 
     @field_validator("url", "analysis_url")
     @classmethod
@@ -125,6 +173,7 @@ class Config(Strict):
     sinks: list[SinkSpec] = Field(default_factory=list,
                                   description="Outside systems incidents are delivered to")
     delivery: DeliverySpec = Field(default_factory=DeliverySpec)
+    workers: WorkersConfig = Field(default_factory=WorkersConfig)
 
     @model_validator(mode="after")
     def _unique_camera_ids(self) -> Config:

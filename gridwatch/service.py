@@ -1,14 +1,21 @@
-"""The running service: one pipeline per camera, the incident queue and the HTTP API.
+"""The running service: camera workers, the incident queue, delivery and the HTTP API.
 
-Each camera has an ingest thread (`ingest.camera.CameraRunner`, latest-frame mailbox) and an
-analysis thread that takes the newest frame, runs the detection core and folds events into
-incidents. The detector session is shared: onnxruntime releases the GIL while it runs.
+Cameras run in worker processes (`gridwatch.supervisor`, `gridwatch.workers`): each owns a
+share of the cameras, decodes them (keyframes only while nothing happens:
+`gridwatch.adaptive`) and analyses them. This process keeps the incident store, the
+IncidentManager, escalation, delivery and the API; it hears the workers' events, camera
+states, heartbeats, previews and per-frame results (`gridwatch.messages`) and keeps, per
+camera, a `CameraPipeline`: what the API, the console and the metrics read. With
+`workers.count: 0` the same shard runs in this process instead (small nodes, debugging).
 """
 
 from __future__ import annotations
 
 import logging
+import queue
 import threading
+import time
+from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -16,7 +23,7 @@ from typing import Any
 import uvicorn
 from sqlalchemy.engine import make_url
 
-from alerts.clips import ClipSettings
+from alerts.clips import Clip
 from alerts.delivery import OutboxDispatcher
 from alerts.escalation import EscalationJob, Escalator
 from alerts.evidence import EvidenceWriter
@@ -24,45 +31,71 @@ from alerts.grid import Grid
 from alerts.incidents import IncidentManager
 from alerts.sinks import build_sinks
 from alerts.storage import IncidentStore, open_store
-from detectors.backends.base import Detector
 from detectors.backends.factory import create_detector
-from detectors.pipeline import CameraAnalyzer
+from detectors.events import Event
 from gridwatch.api import create_app
 from gridwatch.auth import Accounts
 from gridwatch.auth.bootstrap import ensure_admin
-from gridwatch.config import CameraConfig, Config
-from gridwatch.live import LatestJpeg
-from gridwatch.sources import analysis_url, camera_options
-from ingest.camera import CameraRunner
+from gridwatch.camera_shard import CameraTask
+from gridwatch.config import Config, ModelConfig
+from gridwatch.messages import Kind, Message, Preview
+from gridwatch.metrics import ServiceMetrics
+from gridwatch.supervisor import InProcessWorkers, Supervisor, WorkerStatus
+from gridwatch.workers import camera_tasks, plan_shards, shard_cameras, worker_count
+from ingest.redact import redact
+from models.weights import resolve_weights
 
 log = logging.getLogger(__name__)
 
+CUMULATIVE = ("frames_received", "frames_decoded", "frames_dropped", "decode_errors",
+              "reconnects", "analysed", "bytes_received")
+"""Counters that keep counting across worker restarts (a new worker starts from zero)."""
+
+
+class PreviewImage:
+    """The newest preview JPEG of a camera, as its worker encoded it (~1 Hz)."""
+
+    def __init__(self) -> None:
+        self.seq = 0
+        self.wall: float | None = None
+        self.size: tuple[int, int] | None = None
+        self.jpeg: bytes | None = None
+
+    def store(self, preview: Preview) -> None:
+        self.jpeg, self.wall = preview.jpeg, preview.wall
+        self.size = (preview.width, preview.height)
+        self.seq += 1
+
+    def info(self) -> dict[str, Any]:
+        return {"seq": self.seq, "wall": self.wall,
+                "width": None if self.size is None else self.size[0],
+                "height": None if self.size is None else self.size[1]}
+
 
 class CameraPipeline:
-    """Ingest and analysis of one camera, started and stopped together."""
+    """This process's view of one camera: its state, counters, mode, last analysed frame and
+    preview, as its worker reports them; survives the worker's restarts."""
 
-    def __init__(self, camera: CameraConfig, detector: Detector, manager: IncidentManager,
-                 analysis_fps: float, conf: float, clips: ClipSettings | None = None) -> None:
-        self.camera = camera
-        self.manager = manager
-        # Clips come from the stream the core analyses, so they show what it saw.
-        packets = clips.buffer() if clips is not None and clips.enabled else None
-        self.runner = CameraRunner(camera.id, analysis_url(camera), camera_options(camera),
-                                   packet_buffer=packets)
-        self.clips = None if clips is None or packets is None else clips.recorder(
-            packets, manager.evidence, on_ready=lambda c: manager.attach_clip(c.key, c.path))
-        self.analyzer = CameraAnalyzer(camera.id, camera.zones, detector,
-                                       analysis_fps=analysis_fps, conf=conf)
-        self._stopping = threading.Event()
-        self._thread = threading.Thread(target=self._analyse, name=f"analyse-{camera.id}",
-                                        daemon=True)
+    def __init__(self, task: CameraTask, worker: int, history_size: int = 50) -> None:
+        self.task = task
+        self.camera = task.camera
+        self.worker = worker
+        self.preview = PreviewImage()
         self.last_result: dict[str, Any] | None = None
-        self.preview = LatestJpeg()
         self._result_listeners: tuple[Callable[[dict[str, Any]], None], ...] = ()
+        self._lock = threading.Lock()
+        self._state, self._reason, self._since = "connecting", "starting its worker", time.time()
+        self._history: deque[dict[str, Any]] = deque(maxlen=history_size)
+        self._report: dict[str, Any] = {}
+        self._report_at: float | None = None
+        self._pid: int | None = None
+        self._incarnation = 0
+        self._carried = dict.fromkeys(CUMULATIVE, 0)
 
     def on_result(self, callback: Callable[[dict[str, Any]], None]) -> Callable[[], None]:
         """Hear every analysed frame's `last_result` (the live view's boxes); returns an
-        unsubscribe. Called on the analysis thread: hand over, do not work there."""
+        unsubscribe. Called on the thread that receives worker messages: hand over, do not
+        work there."""
         self._result_listeners = (*self._result_listeners, callback)
 
         def unsubscribe() -> None:
@@ -71,71 +104,137 @@ class CameraPipeline:
 
         return unsubscribe
 
-    def start(self) -> None:
-        self.runner.start()
-        self._thread.start()
+    # --- fed by the worker's messages ------------------------------------------------------
 
-    def stop(self) -> None:
-        self._stopping.set()
-        self.runner.stop()
-        self._thread.join(timeout=10)
-        for event in self.analyzer.finish():
-            self._handle(event)
-        if self.clips is not None:
-            self.clips.close()
+    def apply_state(self, change: dict[str, Any]) -> None:
+        with self._lock:
+            self._set_state(change["state"], change["reason"], change["since"])
 
-    def _analyse(self) -> None:
-        while not self._stopping.is_set():
-            frame = self.runner.get(timeout=0.5)
-            if frame is None:
-                continue
-            self.preview.offer(frame)
+    def apply_report(self, incarnation: int, pid: int, report: dict[str, Any]) -> None:
+        """A heartbeat's health of this camera (`CameraRunner.health()` and its mode)."""
+        with self._lock:
+            if incarnation != self._incarnation:
+                if self._incarnation:
+                    previous = self._report.get("counters") or {}
+                    for key in CUMULATIVE:
+                        self._carried[key] += previous.get(key) or 0
+                    self._carried["reconnects"] += 1
+                self._incarnation, self._report = incarnation, {}
+            self._pid = pid
+            self._report, self._report_at = report, time.monotonic()
+            if report["since"] >= self._since:
+                self._set_state(report["state"], report["reason"], report["since"])
+
+    def apply_result(self, result: dict[str, Any]) -> None:
+        self.last_result = result
+        for listener in self._result_listeners:
             try:
-                result = self.analyzer.process(frame)
+                listener(result)
             except Exception:
-                log.exception("camera %s: analysis failed on frame %d", self.camera.id,
-                              frame.index)
-                continue
-            if result is None:
-                continue
-            self.runner.mark_analysed()
-            self.last_result = {"t": frame.t, "wall": frame.wall, "zones": result.zones,
-                                "width": frame.width, "height": frame.height,
-                                "detections": [d.to_json() for d in result.detections]}
-            for listener in self._result_listeners:
-                try:
-                    listener(self.last_result)
-                except Exception:
-                    log.exception("camera %s: result listener failed", self.camera.id)
-            for event in result.events:
-                self._handle(event)
+                log.exception("camera %s: result listener failed", self.camera.id)
 
-    def _handle(self, event: Any) -> None:
-        try:
-            incident = self.manager.handle(event)
-            if self.clips is not None and incident is not None:
-                self.clips.follow(incident, event)
-        except Exception:
-            log.exception("camera %s: could not store %s event of %s/%s", self.camera.id,
-                          event.phase, event.zone, event.kind)
+    def worker_down(self, reason: str) -> None:
+        with self._lock:
+            self._set_state("offline", reason, time.time())
+            self._pid = None
+
+    def _set_state(self, state: str, reason: str, since: float) -> None:
+        if (state, reason) == (self._state, self._reason):
+            return
+        previous = self._state
+        if state != previous:
+            self._since = since
+        self._state, self._reason = state, reason
+        self._history.append({"state": state, "reason": reason, "since": since,
+                              "previous": previous})
+
+    # --- read by the API, the console and the metrics ----------------------------------------
+
+    @property
+    def state(self) -> str:
+        return self._state
+
+    def counters(self) -> dict[str, Any]:
+        """Counters since the service started (across worker restarts); the last-frame age
+        keeps growing while the worker is silent."""
+        with self._lock:
+            reported = dict(self._report.get("counters") or {})
+            report_at = self._report_at
+            carried = dict(self._carried)
+        counters: dict[str, Any] = {key: (reported.get(key) or 0) + carried[key]
+                                    for key in CUMULATIVE}
+        counters["bitrate_bps"] = reported.get("bitrate_bps", 0) if self._pid else 0
+        age = reported.get("last_frame_age_s")
+        if age is not None and report_at is not None:
+            age = round(age + time.monotonic() - report_at, 3)
+        counters["last_frame_age_s"] = age
+        return counters
+
+    def mode(self) -> dict[str, Any]:
+        return dict(self._report.get("mode") or {"configured": self.task.mode,
+                                                 "current": None})
 
     def health(self) -> dict[str, Any]:
-        runner = self.runner.health()
+        report = self._report
+        with self._lock:
+            state, reason, since = self._state, self._reason, self._since
+            changes = list(self._history)[-10:]
         return {
             "id": self.camera.id,
             "name": self.camera.name or self.camera.id,
             "grid_cell": self.camera.grid_cell,
-            "state": runner["state"],
-            "reason": runner["reason"],
-            "since": runner["since"],
-            "stream": runner["uri"],
-            "keyframes_only": runner["keyframes_only"],
-            "counters": runner["counters"],
+            "state": state,
+            "reason": reason,
+            "since": since,
+            "stream": report.get("uri") or redact(self.task.uri),
+            "keyframes_only": report.get("keyframes_only"),
+            "mode": self.mode(),
+            "worker": {"index": self.worker, "pid": self._pid},
+            "counters": self.counters(),
+            "analysis_cost": report.get("analysis_cost"),
             "zones": [{"id": z.id, "name": z.name, "polygon": z.polygon,
                        "rules": [r.rule_id for r in z.rules]} for z in self.camera.zones],
             "last_analysis": self.last_result,
             "preview": self.preview.info(),
+            "recent_changes": changes,
         }
+
+
+class IncidentWriter:
+    """Folds the workers' events (and finished clips) into incidents on one thread, in the
+    order they arrived, so that the thread receiving messages never waits on the database."""
+
+    def __init__(self, manager: IncidentManager) -> None:
+        self.manager = manager
+        self._queue: queue.Queue[Event | Clip | None] = queue.Queue()
+        self._thread = threading.Thread(target=self._run, name="incidents", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def put(self, item: Event | Clip) -> None:
+        self._queue.put(item)
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Write what is queued, then stop."""
+        self._queue.put(None)
+        self._thread.join(timeout)
+
+    def _run(self) -> None:
+        while (item := self._queue.get()) is not None:
+            try:
+                if isinstance(item, Clip):
+                    self.manager.attach_clip_for(item.key, item.event_wall, item.path)
+                else:
+                    self.manager.handle(item)
+            except Exception:
+                log.exception("could not store %r", _describe(item))
+
+
+def _describe(item: Event | Clip) -> str:
+    if isinstance(item, Clip):
+        return f"clip {item.path} of {item.key}"
+    return f"{item.phase} event of {item.camera}/{item.zone}/{item.kind}"
 
 
 class Service:
@@ -163,27 +262,42 @@ class Service:
         sinks = build_sinks(config.sinks)
         self.dispatcher = (OutboxDispatcher(self.store, sinks, config.delivery)
                            if sinks else None)
-        model = config.model
-        self.detector = create_detector(model.path or model.name, model.dir,
-                                        backend=model.backend, threads=model.threads,
-                                        conf=model.conf)
-        self.pipelines = [
-            CameraPipeline(cam, self.detector, self.manager, config.analysis.fps, model.conf,
-                           config.clips)
-            for cam in config.cameras if cam.enabled
-        ]
+        self.incidents = IncidentWriter(self.manager)
+        tasks = camera_tasks(config)
+        workers = worker_count(config.workers.count, len(tasks))
+        self.shards = plan_shards(config, _checked_model(config.model) if tasks else
+                                  config.model, workers)
+        where = shard_cameras(self.shards)
+        self.pipelines = [CameraPipeline(task, where[task.camera.id]) for task in tasks]
+        self._by_id = {p.camera.id: p for p in self.pipelines}
+        self._worker_reports: dict[int, dict[str, Any]] = {}
+        self.workers: Supervisor | InProcessWorkers | None = None
+        if self.shards and workers == 0:
+            self.workers = InProcessWorkers(self.shards[0], self._on_message)
+        elif self.shards:
+            settings = config.workers
+            self.workers = Supervisor(
+                self.shards, self._on_message, self._on_worker_down,
+                heartbeat_timeout_s=settings.heartbeat_timeout_s,
+                restart_backoff_initial_s=settings.restart_backoff_initial_s,
+                restart_backoff_max_s=settings.restart_backoff_max_s)
+        self.metrics = ServiceMetrics(self, token=config.api.metrics_token)
 
     def start(self) -> None:
         if self.dispatcher is not None:
             self.dispatcher.start()
         self.escalation.start()
-        for pipeline in self.pipelines:
-            pipeline.start()
-        log.info("watching %d camera(s)", len(self.pipelines))
+        self.incidents.start()
+        if self.workers is not None:
+            self.workers.start()
+        log.info("watching %d camera(s) in %s", len(self.pipelines),
+                 f"{len(self.shards)} worker process(es)"
+                 if isinstance(self.workers, Supervisor) else "this process")
 
     def stop(self) -> None:
-        for pipeline in self.pipelines:
-            pipeline.stop()
+        if self.workers is not None:
+            self.workers.stop()
+        self.incidents.stop()
         self.escalation.stop()
         if self.dispatcher is not None:
             self.dispatcher.stop()
@@ -193,7 +307,46 @@ class Service:
         return [p.health() for p in self.pipelines]
 
     def pipeline(self, camera_id: str) -> CameraPipeline | None:
-        return next((p for p in self.pipelines if p.camera.id == camera_id), None)
+        return self._by_id.get(camera_id)
+
+    def worker_statuses(self) -> list[WorkerStatus]:
+        return self.workers.statuses() if self.workers is not None else []
+
+    def _on_message(self, worker: int, incarnation: int, message: Message) -> None:
+        kind, body = message.kind, message.body
+        if kind is Kind.HEALTH:
+            self._worker_reports[worker] = body
+            for report in body["cameras"]:
+                pipeline = self._by_id.get(report["camera_id"])
+                if pipeline is not None:
+                    pipeline.apply_report(incarnation, body["pid"], report)
+            return
+        if kind in (Kind.EVENT, Kind.CLIP):
+            self.incidents.put(body)
+            return
+        pipeline = self._by_id.get(message.camera or "")
+        if pipeline is None:
+            return
+        if kind is Kind.STATE:
+            pipeline.apply_state(body)
+        elif kind is Kind.RESULT:
+            pipeline.apply_result(body)
+        elif kind is Kind.PREVIEW:
+            pipeline.preview.store(body)
+
+    def _on_worker_down(self, worker: int, reason: str) -> None:
+        for pipeline in self.pipelines:
+            if pipeline.worker == worker:
+                pipeline.worker_down(reason)
+
+
+def _checked_model(model: ModelConfig) -> ModelConfig:
+    """Resolve and load the model once here, so that a missing or unusable model fails the
+    start with a clear message instead of a worker crash loop; workers then load the
+    verified file (never fetching it again)."""
+    weights = resolve_weights(model.path or model.name, model.dir)
+    create_detector(weights, backend=model.backend, threads=model.threads, conf=model.conf)
+    return model.model_copy(update={"path": weights})
 
 
 def _ensure_sqlite_dir(url: str) -> None:

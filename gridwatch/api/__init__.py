@@ -61,6 +61,11 @@ def create_app(service: ServiceView) -> FastAPI:
     for module in (session, cameras, incidents, reports, admin, outbox):
         app.include_router(module.build(service))
     app.include_router(console.build(service))
+    # Prometheus scrape route (`gridwatch.metrics`): the running service has one, test
+    # doubles of the service need not.
+    metrics = getattr(service, "metrics", None)
+    if metrics is not None:
+        app.include_router(metrics.router())
 
     @app.exception_handler(AccountNotFound)
     def _not_found(_request: Request, exc: AccountNotFound) -> JSONResponse:

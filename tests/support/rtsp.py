@@ -43,20 +43,25 @@ def cache_dir() -> Path:
 
 
 def loop_clip(
-    source: Path, seconds: float | None = 4.0, gop: int = 25, width: int | None = None
+    source: Path, seconds: float | None = 4.0, gop: int = 25, width: int | None = None,
+    start: float | None = None,
 ) -> Path:
-    """A camera-like copy of a real clip: H.264 main, no B-frames, fixed GOP.
+    """A camera-like copy of a real clip (from `start` s): H.264 main, no B-frames, fixed GOP.
 
     Shared footage has B-frames and irregular GOPs; a real camera has neither. The copy is
     made once and cached under a key of the source's content hash and the parameters, and
     written atomically because several test processes may ask for it at once.
     """
     digest = hashlib.sha256(source.read_bytes()).hexdigest()[:16]
-    key = f"{source.stem}-{digest}-t{seconds}-g{gop}-w{width}.mp4"
+    offset = "" if start is None else f"-s{start}"
+    key = f"{source.stem}-{digest}{offset}-t{seconds}-g{gop}-w{width}.mp4"
     target = cache_dir() / key
     if target.is_file():
         return target
-    args = ["ffmpeg", "-v", "error", "-y", "-i", str(source)]
+    args = ["ffmpeg", "-v", "error", "-y"]
+    if start is not None:
+        args += ["-ss", str(start)]
+    args += ["-i", str(source)]
     if seconds is not None:
         args += ["-t", str(seconds)]
     if width is not None:
