@@ -6,9 +6,8 @@ each open connection's queue at once. Every incident event gets a sequence numbe
 kept in a short history: a browser that reconnects sends `Last-Event-ID` and is replayed
 what it missed, or told to reload its list when the gap is older than the history.
 Camera status is a snapshot sent every second while someone listens; it is not replayed.
-
-`LatestJpeg` also lives here: the camera wall's picture of each camera, encoded at most once
-a second by the analysis thread so that viewers never cost a decode.
+The camera wall's pictures are the previews the camera workers encode (about once a second),
+served as they are: a viewer never costs a decode.
 """
 
 from __future__ import annotations
@@ -24,7 +23,6 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Protocol
 
-import cv2
 from fastapi import APIRouter, Header, HTTPException, Request
 from fastapi.responses import Response, StreamingResponse
 
@@ -32,7 +30,6 @@ from alerts.storage import IncidentStore
 from alerts.views import Incident
 from gridwatch.auth import SESSION_COOKIE, CurrentUser
 from gridwatch.auth.deps import accounts_of
-from ingest.frame import Frame
 
 log = logging.getLogger(__name__)
 
@@ -245,52 +242,6 @@ def _call_soon(listener: _Listener, event: FeedEvent | None) -> None:
         listener.loop.call_soon_threadsafe(listener.offer, event)
     except RuntimeError:
         log.debug("live feed: listener's event loop is closed")
-
-
-class LatestJpeg:
-    """The newest frame of a camera as a small JPEG, re-encoded at most every `interval_s`.
-
-    Called by the analysis thread with every frame it takes; the cheap time check comes first
-    so that a 25 fps camera pays for one resize and encode a second.
-    """
-
-    def __init__(self, interval_s: float = 1.0, max_width: int = 640, quality: int = 75) -> None:
-        self.interval_s = interval_s
-        self.max_width = max_width
-        self.quality = quality
-        self.seq = 0
-        self.wall: float | None = None
-        self.size: tuple[int, int] | None = None
-        self._jpeg: bytes | None = None
-        self._encoded_at = 0.0
-
-    def offer(self, frame: Frame) -> bool:
-        now = time.monotonic()
-        if self._jpeg is not None and now - self._encoded_at < self.interval_s:
-            return False
-        image = frame.bgr()
-        height, width = image.shape[:2]
-        if width > self.max_width:
-            scaled = round(height * self.max_width / width)
-            image = cv2.resize(image, (self.max_width, scaled), interpolation=cv2.INTER_AREA)
-        ok, encoded = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, self.quality])
-        if not ok:
-            log.warning("camera %s: preview frame %d could not be encoded", frame.camera_id,
-                        frame.index)
-            return False
-        self._jpeg, self._encoded_at = encoded.tobytes(), now
-        self.wall, self.size = frame.wall, (width, height)
-        self.seq += 1
-        return True
-
-    @property
-    def jpeg(self) -> bytes | None:
-        return self._jpeg
-
-    def info(self) -> dict[str, Any]:
-        return {"seq": self.seq, "wall": self.wall,
-                "width": None if self.size is None else self.size[0],
-                "height": None if self.size is None else self.size[1]}
 
 
 class PreviewSource(Protocol):

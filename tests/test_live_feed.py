@@ -11,9 +11,7 @@ import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-import cv2
 import httpx
-import numpy as np
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
@@ -22,7 +20,6 @@ from gridwatch import console
 from gridwatch.api import session
 from gridwatch.auth import CSRF_HEADER, SESSION_COOKIE
 from gridwatch.auth.accounts import AccountConflict
-from gridwatch.live import LatestJpeg
 from tests.support.incidents import event, mot_frame, mot_people
 from tests.support.served import EventStream, Served, serve
 
@@ -167,17 +164,3 @@ def test_logging_out_ends_the_open_event_stream(env: Env):
         assert again.status_code == 401
     finally:
         server.stop()
-
-
-def test_camera_wall_picture_is_reencoded_at_most_once_a_second(footage_dir):
-    preview = LatestJpeg(interval_s=1.0, max_width=640)
-    frames = [mot_frame(footage_dir, n) for n in (1, 2, 3)]
-
-    assert preview.offer(frames[0])
-    assert not preview.offer(frames[1]), "a second frame within the interval is skipped"
-    picture = cv2.imdecode(np.frombuffer(preview.jpeg, np.uint8), cv2.IMREAD_COLOR)
-    assert picture.shape == (360, 640, 3)
-    assert preview.info() == {"seq": 1, "wall": frames[0].wall, "width": 1920, "height": 1080}
-    time.sleep(1.05)
-    assert preview.offer(frames[2])
-    assert preview.seq == 2 and preview.wall == frames[2].wall
