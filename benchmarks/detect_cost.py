@@ -236,6 +236,7 @@ def main() -> None:
         "benchmark": "detect_cost", "model": MODEL, "conf": CONF,
         "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
         "cpu_count": os.cpu_count(),
+        "frames_limit_per_clip": args.frames_limit,
         "model_cost": model_cost(detector, args.runs),
         "motion_1080p": motion_cost(60),
         "clips_service_schedule": {name: clip_cost(detector, name, args.frames_limit)

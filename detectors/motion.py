@@ -34,7 +34,19 @@ Box = tuple[int, int, int, int]
 @dataclass(frozen=True, slots=True)
 class MotionSettings:
     """Tuning of the motion stage; the defaults were set on the shared real footage (the sea
-    clip's waves stay quiet, a walker indoors and a person on the CCTV road are found)."""
+    clip's waves stay quiet, a walker indoors and a person on the CCTV road are found).
+
+    - `width`: working width in pixels (height keeps the aspect).
+    - `k`, `min_diff`: a pixel moves when it departs from its background by more than `k` of its
+      own standard deviation and by more than `min_diff` grey levels.
+    - `background_tau_s`, `variance_tau_s`: time constants of the running mean and variance;
+      `foreground_slowdown` makes moving pixels adapt that many times slower, so a person who
+      stops is absorbed after tens of seconds (the planner's sweeps keep finding them).
+    - `global_fraction`: share of the watched area changing at once that makes a global change.
+    - `min_blob_fraction`: smallest moving blob, as a share of the working frame.
+    - `initial_std`, `max_std`: starting texture estimate, and the cap of one frame's squared
+      difference in the variance update (one passing object must not deafen a pixel for long).
+    """
 
     width: int = 320
     k: float = 5.0
@@ -60,19 +72,6 @@ class MotionResult:
     global_change: bool
     warming_up: bool
     ms: float
-
-    @property
-    def moving(self) -> bool:
-        return bool(self.boxes)
-
-    def to_json(self) -> dict:
-        return {
-            "boxes": [list(b) for b in self.boxes],
-            "zones": {k: round(v, 4) for k, v in self.zone_activity.items()},
-            "changed": round(self.changed_fraction, 4),
-            "global_change": self.global_change,
-            "ms": round(self.ms, 3),
-        }
 
 
 @dataclass(slots=True)
@@ -108,10 +107,6 @@ class MotionDetector:
 
     def set_zones(self, zone_masks: Mapping[str, np.ndarray]) -> None:
         self._zone_masks = dict(zone_masks)
-        self._state = None
-
-    def reset(self) -> None:
-        """Forget the background (after a reconnect or a camera move)."""
         self._state = None
 
     def update(self, gray: np.ndarray, t: float) -> MotionResult:

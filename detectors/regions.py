@@ -111,7 +111,6 @@ def plan_crops(
     pad: float = 0.5,
     min_side: int | None = None,
     max_crops: int = 4,
-    zone: str | None = None,
 ) -> list[Region]:
     """Crops around `boxes` (source pixels): each padded by `pad` of its size for context,
     at least `min_side` pixels (default: a third of the model input, i.e. at most 3x
@@ -134,7 +133,7 @@ def plan_crops(
     merged = _merge_overlapping(crops, aspect, width, height, side)
     while len(merged) > max_crops:
         merged = _merge_closest(merged, aspect, width, height, side)
-    return [Region(c, reason, zone) for c in merged]
+    return [Region(c, reason) for c in merged]
 
 
 def _at_least(box: Sequence[float], side: int, aspect: float, width: int, height: int) -> Box:
