@@ -319,9 +319,11 @@ def score_counts(lines: list[dict], labels: dict, cls: str) -> dict[str, Any]:
     """People reported on each hand-counted frame (or the analysed frame nearest to it, within
     0.25 s, when the schedule skipped it)."""
     frames = [x for x in lines if x["type"] == "frame"]
+    by_index = {x["frame"]: x for x in frames}
     rows: list[dict[str, Any]] = []
     for c in labels.get("counts", []):
-        x = min(frames, key=lambda x: abs(x["t"] - c["t"]), default=None)
+        x = by_index.get(c["frame"]) or min(frames, key=lambda x: abs(x["t"] - c["t"]),
+                                             default=None)
         if x is None or abs(x["t"] - c["t"]) > 0.25:
             rows.append({"frame": c["frame"], "hand": c["count"], "detected": None})
             continue
