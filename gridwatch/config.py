@@ -52,7 +52,9 @@ class ModelConfig(Strict):
     backend: str | None = Field(default=None, description="onnxruntime, openvino or "
                                 "ultralytics; default: the manifest's choice for the model")
     threads: int = Field(default=1, ge=1, le=64)
-    conf: float = Field(default=0.3, gt=0, lt=1)
+    conf: float = Field(default=0.5, gt=0, lt=1,
+                        description="Score to report a new object (tracked ones are kept "
+                                    "down to the detection core's keep_conf)")
 
 
 class ApiConfig(Strict):
