@@ -27,6 +27,7 @@ from sqlalchemy import Engine, select
 
 from alerts.db import IncidentRow, OutboxRow
 from alerts.storage import make_engine
+from tests.support.processes import die_with_parent
 from tests.support.receivers import (
     MQTT_HOST,
     MQTT_PORT,
@@ -101,6 +102,7 @@ class Service:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "gridwatch.cli", "serve", "--config", str(config)],
             cwd=config.parent, stdout=self._out, stderr=subprocess.STDOUT, env=env,
+            preexec_fn=die_with_parent,
         )
 
     def alive(self) -> bool:

@@ -13,6 +13,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.support.processes import die_with_parent
+
 REPO = Path(__file__).resolve().parent.parent
 ADMIN_PASSWORD = "first-run-admin-pw"
 
@@ -31,7 +33,7 @@ def test_default_service_shows_online_cameras_and_a_boat_incident_within_a_minut
     log = (tmp_path / "serve.log").open("w")
     proc = subprocess.Popen(
         [sys.executable, "-m", "gridwatch.cli", "serve", "--port", str(port)],
-        cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT,
+        cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT, preexec_fn=die_with_parent,
         env={**os.environ, "GRIDWATCH_OFFLINE": "1", "GRIDWATCH_ADMIN_PASSWORD": ADMIN_PASSWORD},
     )
     base = f"http://127.0.0.1:{port}"

@@ -22,6 +22,8 @@ from urllib.parse import quote
 
 import av
 
+from tests.support.processes import die_with_parent
+
 REPO = Path(__file__).resolve().parents[2]
 SERVER_SCRIPT = REPO / "scripts" / "rtsp_server.py"
 SYSTEM_PYTHON = "/usr/bin/python3"
@@ -148,7 +150,8 @@ class RtspTestServer:
         # Lives as long as the process (closed in _close), so no `with` block.
         self._stderr = tempfile.TemporaryFile("w+")  # noqa: SIM115
         self._proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=self._stderr,
-                                      text=True, start_new_session=True)
+                                      text=True, start_new_session=True,
+                                      preexec_fn=die_with_parent)
         deadline = time.monotonic() + self.ready_timeout
         try:
             ready = self._read_ready_line(deadline)
