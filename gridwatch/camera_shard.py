@@ -146,7 +146,7 @@ class PreviewEncoder:
         if frame.video_frame is not None:
             image = self._reformatter.reformat(frame.video_frame, width=width, height=height,
                                                format="bgr24",
-                                               interpolation="BILINEAR").to_ndarray()
+                                               interpolation="FAST_BILINEAR").to_ndarray()
         else:
             image = cv2.resize(frame.bgr(), (width, height), interpolation=cv2.INTER_AREA)
         ok, encoded = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, self.quality])

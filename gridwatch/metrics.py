@@ -105,6 +105,14 @@ class ServiceCollector(Collector):
                                        "Times the worker was restarted", labels=["worker"])
         cameras = GaugeMetricFamily("gridwatch_worker_cameras", "Cameras the worker runs",
                                     labels=["worker"])
+        dropped = CounterMetricFamily(
+            "gridwatch_worker_messages_dropped",
+            "Previews, results and heartbeats replaced before they were sent (a slow main "
+            "process), in the worker's current process", labels=["worker"])
+        stuck = GaugeMetricFamily("gridwatch_worker_analysis_age_seconds",
+                                  "Seconds since the worker's analysis thread came round, as "
+                                  "of its last heartbeat", labels=["worker"])
+        heartbeats = self.service.worker_heartbeats
         for status in self.service.worker_statuses():
             worker = [str(status.index)]
             up.add_metric(worker, 1.0 if status.alive else 0.0)
@@ -114,7 +122,11 @@ class ServiceCollector(Collector):
                 rss.add_metric(worker, status.rss_bytes)
             restarts.add_metric(worker, status.restarts)
             cameras.add_metric(worker, len(status.cameras))
-        yield from (up, cpu, rss, restarts, cameras)
+            beat = heartbeats.get(status.index)
+            if beat is not None and status.alive:
+                dropped.add_metric(worker, beat.get("messages_dropped", 0))
+                stuck.add_metric(worker, beat.get("analysis_age_s", 0.0))
+        yield from (up, cpu, rss, restarts, cameras, dropped, stuck)
 
     def _incidents(self) -> Iterator[Metric]:
         incidents = GaugeMetricFamily("gridwatch_incidents",

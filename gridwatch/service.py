@@ -217,6 +217,8 @@ class IncidentWriter:
 
     def stop(self, timeout: float = 30.0) -> None:
         """Write what is queued, then stop."""
+        if self._thread.ident is None:
+            return
         self._queue.put(None)
         self._thread.join(timeout)
 
@@ -270,7 +272,8 @@ class Service:
         where = shard_cameras(self.shards)
         self.pipelines = [CameraPipeline(task, where[task.camera.id]) for task in tasks]
         self._by_id = {p.camera.id: p for p in self.pipelines}
-        self._worker_reports: dict[int, dict[str, Any]] = {}
+        self.worker_heartbeats: dict[int, dict[str, Any]] = {}
+        """The last heartbeat of each worker (its cameras' health aside)."""
         self.workers: Supervisor | InProcessWorkers | None = None
         if self.shards and workers == 0:
             self.workers = InProcessWorkers(self.shards[0], self._on_message)
@@ -315,7 +318,7 @@ class Service:
     def _on_message(self, worker: int, incarnation: int, message: Message) -> None:
         kind, body = message.kind, message.body
         if kind is Kind.HEALTH:
-            self._worker_reports[worker] = body
+            self.worker_heartbeats[worker] = {k: v for k, v in body.items() if k != "cameras"}
             for report in body["cameras"]:
                 pipeline = self._by_id.get(report["camera_id"])
                 if pipeline is not None:

@@ -359,7 +359,7 @@ class InProcessWorkers:
         self._stopping.set()
         if self._shard is not None:
             self._shard.stop()
-        self._thread.join(timeout)
+            self._thread.join(timeout)
 
     def statuses(self) -> list[WorkerStatus]:
         pid = os.getpid()
