@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -10,9 +11,11 @@ from alerts.delivery import OutboxDispatcher
 from alerts.sinks import WebhookSinkSpec
 from alerts.sinks.specs import DeliverySpec
 from alerts.sinks.webhook import WebhookSink
-from tests.support.gridapp import Env
 from tests.support.incidents import event
 from tests.support.receivers import WebhookReceiver, wait_until
+
+if TYPE_CHECKING:
+    from tests.support.gridapp import Env
 
 pytest_plugins = ("tests.support.gridapp",)
 

@@ -40,7 +40,7 @@ from tests.support.console import (
     console_config,
     start_console,
 )
-from tests.support.gridapp import PASSWORD
+from tests.support.grid_data import PASSWORD
 from tests.support.incidents import BASE_WALL, event, mot_frame, mot_people
 from tests.support.rtsp import RtspTestServer
 
