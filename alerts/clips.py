@@ -5,10 +5,10 @@ an incident opens, its recorder copies the pre-roll from there at once (it would
 before the post-roll is over), follows the stream until the post-roll has passed, and remuxes
 the packets into an MP4 next to the snapshot: no decoding, no re-encoding, the camera's own
 bytes. The file appears atomically, then `on_ready` is told, so whoever owns the incident
-store records it (`IncidentManager.attach_clip`): in the same process the clip is keyed by
-incident id (`follow`); a camera worker, which sees events but not incidents, keys it by the
-incident's dedup key (`follow_event`) and the main process, sharing the evidence directory,
-attaches it with `attach_clip_for`, which renames it after the incident.
+store records it: the camera worker, which sees events but not incidents, keys the clip by
+the incident's dedup key (`follow_event`) and the main process, sharing the evidence
+directory, attaches it with `IncidentManager.attach_clip_for`, which renames it after the
+incident.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ import os
 import tempfile
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -35,7 +34,6 @@ from alerts.incidents import dedup_key
 from ingest.packet_buffer import CLIP_FORMAT, BufferedPacket, PacketRingBuffer
 
 if TYPE_CHECKING:
-    from alerts.views import Incident
     from detectors.events import Event
     from ingest.frame import Frame
 
@@ -44,7 +42,6 @@ log = logging.getLogger(__name__)
 # Analysis runs behind the reader (and a decoder may hold pictures back): the buffer keeps
 # this much more than the pre-roll so the pre-roll is still there when the event comes.
 BUFFER_SLACK_S = 5.0
-REMEMBERED = 256
 
 
 class ClipSettings(BaseModel):
@@ -125,7 +122,6 @@ class ClipRecorder:
         self.poll_s = poll_s
         self._lock = threading.Lock()
         self._active: dict[str, _Recording] = {}
-        self._done: OrderedDict[str, None] = OrderedDict()
 
     def start(self, key: str, wall: float, *, frame: Frame | None = None,
               name: str | None = None, day: datetime | None = None) -> str:
@@ -169,20 +165,6 @@ class ClipRecorder:
         recording.extend(wall)
         return True
 
-    def follow(self, incident: Incident, event: Event) -> None:
-        """In the process that owns the store: start the clip of an incident that has none,
-        or extend the one being recorded. The clip lies next to the incident's snapshot.
-        An incident whose clip was written but not yet stored when `incident` was read is
-        not recorded twice."""
-        if self.extend(incident.id, event.wall) or incident.clip is not None:
-            return
-        with self._lock:
-            if incident.id in self._done:
-                return
-        if event.phase != "end":
-            self.start(incident.id, event.wall, frame=event.frame, name=incident.id,
-                       day=incident.start_wall)
-
     def follow_event(self, event: Event) -> None:
         """In a camera worker, which sees events but not incidents: a rule's start starts
         a clip keyed by the incident's dedup key, its updates and end extend it. The owner
@@ -219,9 +201,6 @@ class ClipRecorder:
     def _ended(self, recording: _Recording, clip: Clip | None) -> None:
         with self._lock:
             self._active.pop(recording.key, None)
-            self._done[recording.key] = None
-            while len(self._done) > REMEMBERED:
-                self._done.popitem(last=False)
         if clip is not None and self.on_ready is not None:
             try:
                 self.on_ready(clip)
