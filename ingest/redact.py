@@ -18,7 +18,7 @@ _CREDENTIALS = re.compile(
 
 
 def redact(text: str) -> str:
-    """`rtsp://user:pass@host/x` -> `rtsp://user:***@host/x`, anywhere in `text`."""
+    """Replace the password of every URL in `text` with `***`, keeping the user name."""
     return _CREDENTIALS.sub(r"\g<scheme>\g<user>:***@", text)
 
 
