@@ -240,14 +240,10 @@ class Ingester:
         pipeline = self.pipelines.get(message.camera or "")
         if pipeline is None:
             return
-        if kind is Kind.STATE:
-            pipeline.apply_state(body)
-        elif kind is Kind.RESULT:
-            pipeline.apply_result(body)
+        pipeline.apply(kind, body)
+        if kind is Kind.RESULT:
             with self._lock:
                 self.lags.append(time.time() - body["wall"])
-        elif kind is Kind.PREVIEW:
-            pipeline.preview.store(body)
 
     def wait_online(self, timeout: float) -> bool:
         deadline = time.monotonic() + timeout

@@ -106,6 +106,15 @@ class CameraPipeline:
 
     # --- fed by the worker's messages ------------------------------------------------------
 
+    def apply(self, kind: Kind, body: Any) -> None:
+        """A per-camera message of the worker that runs this camera (state, result, preview)."""
+        if kind is Kind.STATE:
+            self.apply_state(body)
+        elif kind is Kind.RESULT:
+            self.apply_result(body)
+        elif kind is Kind.PREVIEW:
+            self.preview.store(body)
+
     def apply_state(self, change: dict[str, Any]) -> None:
         with self._lock:
             self._set_state(change["state"], change["reason"], change["since"])
@@ -328,14 +337,8 @@ class Service:
             self.incidents.put(body)
             return
         pipeline = self._by_id.get(message.camera or "")
-        if pipeline is None:
-            return
-        if kind is Kind.STATE:
-            pipeline.apply_state(body)
-        elif kind is Kind.RESULT:
-            pipeline.apply_result(body)
-        elif kind is Kind.PREVIEW:
-            pipeline.preview.store(body)
+        if pipeline is not None:
+            pipeline.apply(kind, body)
 
     def _on_worker_down(self, worker: int, reason: str) -> None:
         for pipeline in self.pipelines:
