@@ -14,15 +14,16 @@ Usage: .venv/bin/python benchmarks/media/make_streams.py   (prints the file's pa
 
 from __future__ import annotations
 
-import hashlib
 import os
-import subprocess
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))
+
+from tests.support.rtsp import cache_dir, encode_once  # noqa: E402
+
 FOOTAGE = Path(os.environ.get("GRIDWATCH_FOOTAGE_DIR", REPO.parent / "shared" / "footage"))
 SOURCE = FOOTAGE / "crowd_hall_topdown_1280x720.avi"
 
@@ -46,38 +47,21 @@ class StreamSpec:
                 f"{self.bitrate_kbps}k-noise{self.noise}")
 
 
-def cache_dir() -> Path:
-    base = os.environ.get("GRIDWATCH_CACHE_DIR")
-    path = (Path(base) if base else Path.home() / ".cache" / "gridwatch") / "bench"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
 def camera_stream(spec: StreamSpec = StreamSpec(), source: Path = SOURCE) -> Path:
     """The cached stream file for `spec`, made on first use (about 40 s on 2 cores)."""
     if not source.is_file():
         raise FileNotFoundError(f"footage {source} is missing (set GRIDWATCH_FOOTAGE_DIR)")
-    digest = hashlib.sha256(source.read_bytes()).hexdigest()[:16]
-    target = cache_dir() / f"{source.stem}-{digest}-{spec.key()}.mp4"
-    if target.is_file():
-        return target
     rate = spec.bitrate_kbps
     scale = (f"setpts=N/{spec.fps}/TB,scale={spec.width}:{spec.height}:flags=bicubic,"
              f"noise=alls={spec.noise}:allf=t,format=yuv420p")
-    args = ["ffmpeg", "-v", "error", "-y", "-i", str(source), "-an", "-vf", scale,
+    args = ["-an", "-vf", scale,
             "-r", str(spec.fps), "-frames:v", str(spec.frames), "-c:v", "libx264",
             "-preset", "veryfast", "-profile:v", "high", "-b:v", f"{rate}k",
             "-maxrate", f"{rate * 11 // 10}k", "-bufsize", f"{rate * 2}k", "-bf", "0",
             "-g", str(spec.gop), "-keyint_min", str(spec.gop), "-sc_threshold", "0",
             "-x264-params", "rc-lookahead=0", "-movflags", "+faststart"]
-    with tempfile.NamedTemporaryFile(dir=target.parent, suffix=".mp4", delete=False) as tmp:
-        partial = Path(tmp.name)
-    try:
-        subprocess.run([*args, str(partial)], check=True, capture_output=True, timeout=600)
-        partial.replace(target)
-    finally:
-        partial.unlink(missing_ok=True)
-    return target
+    return encode_once(source, f"-{spec.key()}", [], args, folder=cache_dir("bench"),
+                       timeout=600)
 
 
 if __name__ == "__main__":

@@ -36,12 +36,34 @@ class RtspServerError(RuntimeError):
     """The test server did not start or did not serve frames in time."""
 
 
-def cache_dir() -> Path:
+def cache_dir(sub: str = "rtsp") -> Path:
     base = os.environ.get("GRIDWATCH_CACHE_DIR")
     root = Path(base) if base else Path.home() / ".cache" / "gridwatch"
-    path = root / "rtsp"
+    path = root / sub
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def encode_once(source: Path, tag: str, input_args: list[str], output_args: list[str],
+                folder: Path | None = None, timeout: float = 120) -> Path:
+    """`ffmpeg [input_args] -i source [output_args]` into a cached file, made once.
+
+    The file is keyed by the source's content hash and `tag` (the parameters), and written
+    atomically because several test or benchmark processes may ask for it at once.
+    """
+    digest = hashlib.sha256(source.read_bytes()).hexdigest()[:16]
+    target = (folder or cache_dir()) / f"{source.stem}-{digest}{tag}.mp4"
+    if target.is_file():
+        return target
+    args = ["ffmpeg", "-v", "error", "-y", *input_args, "-i", str(source), *output_args]
+    with tempfile.NamedTemporaryFile(dir=target.parent, suffix=".mp4", delete=False) as tmp:
+        partial = Path(tmp.name)
+    try:
+        subprocess.run([*args, str(partial)], check=True, capture_output=True, timeout=timeout)
+        partial.replace(target)
+    finally:
+        partial.unlink(missing_ok=True)
+    return target
 
 
 def loop_clip(
@@ -50,35 +72,17 @@ def loop_clip(
 ) -> Path:
     """A camera-like copy of a real clip (from `start` s): H.264 main, no B-frames, fixed GOP.
 
-    Shared footage has B-frames and irregular GOPs; a real camera has neither. The copy is
-    made once and cached under a key of the source's content hash and the parameters, and
-    written atomically because several test processes may ask for it at once.
+    Shared footage has B-frames and irregular GOPs; a real camera has neither.
     """
-    digest = hashlib.sha256(source.read_bytes()).hexdigest()[:16]
     offset = "" if start is None else f"-s{start}"
-    key = f"{source.stem}-{digest}{offset}-t{seconds}-g{gop}-w{width}.mp4"
-    target = cache_dir() / key
-    if target.is_file():
-        return target
-    args = ["ffmpeg", "-v", "error", "-y"]
-    if start is not None:
-        args += ["-ss", str(start)]
-    args += ["-i", str(source)]
-    if seconds is not None:
-        args += ["-t", str(seconds)]
+    before = [] if start is None else ["-ss", str(start)]
+    after = [] if seconds is None else ["-t", str(seconds)]
     if width is not None:
-        args += ["-vf", f"scale={width}:-2"]
-    args += ["-an", "-c:v", "libx264", "-profile:v", "main", "-preset", "veryfast",
-             "-pix_fmt", "yuv420p", "-bf", "0", "-g", str(gop), "-keyint_min", str(gop),
-             "-sc_threshold", "0", "-movflags", "+faststart"]
-    with tempfile.NamedTemporaryFile(dir=target.parent, suffix=".mp4", delete=False) as tmp:
-        partial = Path(tmp.name)
-    try:
-        subprocess.run([*args, str(partial)], check=True, capture_output=True, timeout=120)
-        partial.replace(target)
-    finally:
-        partial.unlink(missing_ok=True)
-    return target
+        after += ["-vf", f"scale={width}:-2"]
+    after += ["-an", "-c:v", "libx264", "-profile:v", "main", "-preset", "veryfast",
+              "-pix_fmt", "yuv420p", "-bf", "0", "-g", str(gop), "-keyint_min", str(gop),
+              "-sc_threshold", "0", "-movflags", "+faststart"]
+    return encode_once(source, f"{offset}-t{seconds}-g{gop}-w{width}", before, after)
 
 
 def read_frames(url: str, count: int = 1, timeout: float = 3.0, transport: str = "tcp") -> int:
