@@ -125,6 +125,9 @@ class CameraAnalyzer:
         self.motion = MotionDetector(motion)
         self.cost = CoreCost()
         self._zones: list[Zone] = []
+        # What every event of a zone carries for its evidence; rules copy it when they emit.
+        self._details = {z.id: {"polygon": [list(p) for p in z.polygon],
+                                "zone_name": z.name or z.id} for z in self.zone_specs}
         self._planner: LookPlanner | None = None
         self._size: tuple[int, int] | None = None
         self.tracker = ObjectTracker(settings=TrackerSettings(frame_rate=analysis_fps or 25.0))
@@ -247,10 +250,8 @@ class CameraAnalyzer:
             for d in inside:
                 counts[d.cls] = counts.get(d.cls, 0) + 1
             result.zones[zone.id] = counts
-            details = {"polygon": [list(p) for p in zone.spec.polygon],
-                       "zone_name": zone.spec.name or zone.id}
             obs = ZoneObservation(self.camera_id, zone.id, frame.t, frame.wall, inside, frame,
-                                  details, self.tracker.in_zone(zone.id), zone)
+                                  self._details[zone.id], self.tracker.in_zone(zone.id), zone)
             for rule in self._rules[zone.id]:
                 event = rule.observe(obs)
                 if event is not None:
