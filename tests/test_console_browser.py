@@ -197,10 +197,11 @@ def test_boat_incident_appears_live_and_the_operator_acknowledges_and_resolves_i
     page.click("button[data-action=resolved]")
     page.wait_for_selector("#incident-detail[data-status=resolved]")
 
-    steps = page.eval_on_selector_all("#timeline li", "items => items.map(i => i.innerText)")
+    # textContent: innerText loses its line breaks while the timeline is being re-rendered.
+    steps = page.eval_on_selector_all("#timeline li", "items => items.map(i => i.textContent)")
     transitions = [s for s in steps if " → " in s]
-    assert re.search(r"new → acknowledged by op-east\npatrol boat notified", transitions[0])
-    assert re.search(r"acknowledged → resolved by op-east\nboat left the no-fishing water",
+    assert re.search(r"new → acknowledged by op-east\s*patrol boat notified", transitions[0])
+    assert re.search(r"acknowledged → resolved by op-east\s*boat left the no-fishing water",
                      transitions[1])
     assert page.is_enabled("button[data-action=closed]")
     assert not page.is_enabled("button[data-action=dispatched]")
