@@ -1,6 +1,7 @@
 """Evidence clips: a few seconds before and after an incident, cut from the camera's packets.
 
-The camera keeps its last seconds of encoded video in memory (`ingest.packet_buffer`). When
+The camera keeps its last seconds of encoded video (`ingest.packet_buffer`, spooled to disk by
+default so they do not weigh on the worker's memory). When
 an incident opens, its recorder copies the pre-roll from there at once (it would be evicted
 before the post-roll is over), follows the stream until the post-roll has passed, and remuxes
 the packets into an MP4 next to the snapshot: no decoding, no re-encoding, the camera's own
@@ -24,14 +25,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from fractions import Fraction
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import av
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from alerts.evidence import EvidenceWriter
 from alerts.incidents import dedup_key
-from ingest.packet_buffer import CLIP_FORMAT, BufferedPacket, PacketRingBuffer
+from ingest.packet_buffer import CLIP_FORMAT, BufferedPacket, PacketRingBuffer, SegmentSpool
 
 if TYPE_CHECKING:
     from detectors.events import Event
@@ -45,7 +46,7 @@ BUFFER_SLACK_S = 5.0
 
 
 class ClipSettings(BaseModel):
-    """How evidence clips are cut; `buffer_max_bytes` bounds each camera's packet memory."""
+    """How evidence clips are cut; `buffer_max_bytes` bounds each camera's buffered packets."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -56,7 +57,13 @@ class ClipSettings(BaseModel):
     max_clip_s: float = Field(30.0, gt=0, le=600, description="longest clip")
     buffer_max_bytes: int = Field(
         8 * 1024 * 1024, ge=64 * 1024,
-        description="packet memory per camera (10 s of 1080p at 4 Mbit/s is 5 MB)")
+        description="buffered packets per camera (10 s of 1080p at 4 Mbit/s is 5 MB)")
+    buffer_store: Literal["spool", "memory"] = Field(
+        "spool", description="spool: each GOP's packets in a short-lived file (page cache, "
+        "not worker memory); memory: in the worker's memory")
+    spool_dir: Path | None = Field(
+        None, description="where cameras spool their packets, a folder per camera; default: "
+        "`spool` beside the evidence folder (keep it off tmpfs, which is memory)")
     idle_timeout_s: float = Field(
         10.0, gt=0, le=600,
         description="a clip whose camera sends nothing for this long is written as it is")
@@ -68,9 +75,15 @@ class ClipSettings(BaseModel):
                              f"post_roll_s ({self.pre_roll_s + self.post_roll_s:g})")
         return self
 
-    def buffer(self) -> PacketRingBuffer:
-        """A camera's packet buffer long enough for these clips' pre-roll."""
-        return PacketRingBuffer(self.pre_roll_s + BUFFER_SLACK_S, self.buffer_max_bytes)
+    def buffer(self, camera_id: str, evidence_dir: Path) -> PacketRingBuffer:
+        """A camera's packet buffer long enough for these clips' pre-roll, in the store
+        chosen (the spool defaulting to `spool` beside `evidence_dir`)."""
+        spool = None
+        if self.buffer_store == "spool":
+            root = self.spool_dir or Path(evidence_dir).parent / "spool"
+            spool = SegmentSpool(root / camera_id)
+        return PacketRingBuffer(self.pre_roll_s + BUFFER_SLACK_S, self.buffer_max_bytes,
+                                spool=spool)
 
     def recorder(self, buffer: PacketRingBuffer, evidence: EvidenceWriter,
                  on_ready: Callable[[Clip], None] | None = None) -> ClipRecorder:

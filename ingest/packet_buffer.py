@@ -1,8 +1,16 @@
-"""The last seconds of a camera's encoded video, kept in memory for evidence clips.
+"""The last seconds of a camera's encoded video, kept for evidence clips.
 
 Keeping the packets as they came off the wire (not decoded frames) costs the stream's
 bitrate and no CPU: 10 s of 1080p at 4 Mbit/s is 5 MB, where the same seconds decoded would
 be 750 MB. A clip is then cut from these packets and remuxed, never re-encoded.
+
+Where the packet bytes wait is the buffer's choice of store. In memory they are part of the
+worker's resident memory: 5-9 MB a camera, more than everything else a watched camera needs.
+Spooled (`SegmentSpool`), each GOP's bytes go to a file of their own in the camera's spool
+directory and only their index stays in memory; an evicted GOP's file is unlinked at once.
+A file that lives 15 s is usually never written back to the disk at all (the kernel writes
+dirty pages after ~30 s), so the spool costs page cache the kernel can reclaim under
+pressure, not anonymous memory of the process: on tmpfs it would be RAM again.
 
 The buffer is written by the camera's reader thread and read by clip recorders: one lock
 guards it and is held only to append, evict or copy references.
@@ -13,10 +21,13 @@ from __future__ import annotations
 import io
 import itertools
 import logging
+import os
 import threading
+import weakref
 from collections import deque
 from dataclasses import dataclass
 from fractions import Fraction
+from pathlib import Path
 
 import av
 
@@ -63,13 +74,76 @@ class StreamParams:
                 f"time_base={self.time_base})")
 
 
+class Segment:
+    """One GOP's packet bytes in a spool file, appended by the reader, read by recorders.
+
+    Evicting the GOP unlinks the file, but the open descriptor keeps its bytes readable for
+    as long as a packet refers to the segment (a clip recorder that copied the pre-roll's
+    packets but has not muxed them yet); the descriptor closes with the last reference.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        self.size = 0
+        weakref.finalize(self, os.close, self.fd)
+
+    def append(self, data: bytes) -> int:
+        """Write `data` at the end; returns its offset. Raises OSError (disk full...)."""
+        offset = self.size
+        written = os.pwrite(self.fd, data, offset)
+        if written != len(data):
+            raise OSError(f"short write to {self.path} ({written} of {len(data)} bytes)")
+        self.size += written
+        return offset
+
+    def read(self, offset: int, length: int) -> bytes:
+        data = os.pread(self.fd, length, offset)
+        if len(data) != length:
+            raise OSError(f"{self.path}: {len(data)} of {length} bytes at {offset}")
+        return data
+
+    def unlink(self) -> None:
+        self.path.unlink(missing_ok=True)
+
+
+class SegmentSpool:
+    """A camera's spool directory: one `Segment` file per GOP, named by its first packet.
+
+    Files left by a process that died (SIGKILL leaves no chance to unlink) are removed when
+    the spool is opened: a camera has one reader at a time, and its packets died with it.
+    """
+
+    SUFFIX = ".gop"
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        for stale in self.directory.glob(f"*{self.SUFFIX}"):
+            stale.unlink(missing_ok=True)
+
+    def segment(self, seq: int) -> Segment:
+        return Segment(self.directory / f"{seq:012d}{self.SUFFIX}")
+
+    def close(self) -> None:
+        """Remove the directory once the camera is stopped (its files are unlinked)."""
+        try:
+            self.directory.rmdir()
+        except OSError as exc:
+            log.debug("spool %s left in place: %s", self.directory, exc)
+
+
 @dataclass(frozen=True, slots=True)
 class BufferedPacket:
     """One encoded packet as demuxed; `pts`/`dts`/`duration` in `params.time_base` units,
-    `wall` the Unix time it arrived (for paced files: when it was due)."""
+    `wall` the Unix time it arrived (for paced files: when it was due). Its bytes are held
+    in `store`: the bytes themselves, or the spool segment they were written to at
+    `offset`."""
 
     seq: int
-    data: bytes
+    store: bytes | Segment
+    offset: int
+    size: int
     pts: int | None
     dts: int | None
     duration: int
@@ -78,12 +152,15 @@ class BufferedPacket:
     params: StreamParams
 
     @property
-    def size(self) -> int:
-        return len(self.data)
+    def data(self) -> bytes:
+        if isinstance(self.store, bytes):
+            return self.store
+        return self.store.read(self.offset, self.size)
 
 
 class PacketRingBuffer:
-    """Encoded video packets of one camera for the last `max_seconds`, at most `max_bytes`.
+    """Encoded video packets of one camera for the last `max_seconds`, at most `max_bytes`,
+    in memory or, given a `spool`, in its segment files (see the module docstring).
 
     Eviction drops whole GOPs from the front, and only once the next keyframe is itself
     older than `max_seconds`: the buffer therefore always starts at a keyframe and covers at
@@ -94,7 +171,7 @@ class PacketRingBuffer:
     """
 
     def __init__(self, max_seconds: float = DEFAULT_MAX_SECONDS,
-                 max_bytes: int = DEFAULT_MAX_BYTES) -> None:
+                 max_bytes: int = DEFAULT_MAX_BYTES, spool: SegmentSpool | None = None) -> None:
         if not max_seconds > 0:
             raise ValueError(f"max_seconds: {max_seconds} must be more than 0")
         if not max_bytes > 0:
@@ -104,6 +181,8 @@ class PacketRingBuffer:
         self._lock = threading.Lock()
         self._packets: deque[BufferedPacket] = deque()
         self._keys: deque[int] = deque()
+        self._spool = spool
+        self._segments: deque[Segment] = deque()
         self._bytes = 0
         self._next_seq = 0
         self._params: StreamParams | None = None
@@ -113,6 +192,7 @@ class PacketRingBuffer:
         self.skipped = 0
         self.evicted_bytes = 0
         self.overflows = 0
+        self.spool_errors = 0
 
     def __repr__(self) -> str:
         return (f"PacketRingBuffer({len(self._packets)} packets, {self._bytes} bytes, "
@@ -153,8 +233,14 @@ class PacketRingBuffer:
             pts, dts, duration = (_rescale(v, tb, params.time_base) for v in (pts, dts, duration))
         data = bytes(packet)
         with self._lock:
-            item = BufferedPacket(self._next_seq, data, pts, dts, int(duration or 0), keyframe,
-                                  wall, params)
+            seq = self._next_seq
+            try:
+                store, offset = self._store(seq, data, keyframe)
+            except OSError as exc:
+                self._spool_failed(exc)
+                return
+            item = BufferedPacket(seq, store, offset, len(data), pts, dts,
+                                  int(duration or 0), keyframe, wall, params)
             self._next_seq += 1
             self._packets.append(item)
             self._bytes += item.size
@@ -163,6 +249,29 @@ class PacketRingBuffer:
             self._evict(wall)
             self.pushed += 1
 
+    def _store(self, seq: int, data: bytes, keyframe: bool) -> tuple[bytes | Segment, int]:
+        """Where the packet's bytes go: kept as they are, or appended to the spool segment of
+        their GOP (a keyframe opens a new one)."""
+        if self._spool is None:
+            return data, 0
+        if keyframe or not self._segments:
+            self._segments.append(self._spool.segment(seq))
+        segment = self._segments[-1]
+        return segment, segment.append(data)
+
+    def _spool_failed(self, exc: OSError) -> None:
+        """A write to the spool failed (disk full, directory gone): what is buffered stays
+        readable, but the GOP being written has a hole, so it is dropped like an overflow
+        and buffering starts again at the next keyframe."""
+        self.spool_errors += 1
+        if self.spool_errors == 1 or self.spool_errors % 1000 == 0:
+            log.warning("evidence spool %s: %s (%d failed writes); clips lose this GOP",
+                        self._spool.directory if self._spool else "?", exc, self.spool_errors)
+        self._drop_until(self._next_seq)
+        self._keys.clear()
+        self._release_segments(len(self._segments))
+        self._keyed = False
+
     def _evict(self, newest_wall: float) -> None:
         horizon = newest_wall - self.max_seconds
         while len(self._keys) >= 2 and (
@@ -170,12 +279,19 @@ class PacketRingBuffer:
         ):
             self._drop_until(self._keys[1])
             self._keys.popleft()
+            self._release_segments(1)
         if self._bytes > self.max_bytes:
             # One GOP larger than the budget: nothing kept is decodable without its start.
             self.overflows += 1
             self._drop_until(self._next_seq)
             self._keys.clear()
+            self._release_segments(len(self._segments))
             self._keyed = False
+
+    def _release_segments(self, count: int) -> None:
+        """Unlink the files of the `count` oldest GOPs, whose packets were just dropped."""
+        for _ in range(min(count, len(self._segments))):
+            self._segments.popleft().unlink()
 
     def _wall_of(self, seq: int) -> float:
         return self._packets[seq - self._packets[0].seq].wall
@@ -219,6 +335,17 @@ class PacketRingBuffer:
         with self._lock:
             return next((p for p in reversed(self._packets) if p.pts == pts), None)
 
+    def close(self) -> None:
+        """Drop every packet and the spool's files: the camera is stopped for good. Clips
+        still being written keep the segments they copied until they are done."""
+        with self._lock:
+            self._drop_until(self._next_seq)
+            self._keys.clear()
+            self._release_segments(len(self._segments))
+            self._keyed = False
+        if self._spool is not None:
+            self._spool.close()
+
     @property
     def last_seq(self) -> int:
         """Sequence number of the newest packet pushed so far (-1 before the first)."""
@@ -247,6 +374,8 @@ class PacketRingBuffer:
                 "skipped": self.skipped,
                 "evicted_bytes": self.evicted_bytes,
                 "overflows": self.overflows,
+                "store": "memory" if self._spool is None else "spool",
+                "spool_errors": self.spool_errors,
                 "codec": self._params.codec if self._params is not None else None,
             }
 

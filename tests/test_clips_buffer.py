@@ -7,14 +7,16 @@ Real streams only: the gst-rtsp-server test camera (a looping real clip, keyfram
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 
+import av
 import pytest
 
 from ingest.av_source import AvSource
 from ingest.camera import CameraRunner
 from ingest.options import StreamOptions
-from ingest.packet_buffer import PacketRingBuffer
+from ingest.packet_buffer import BufferedPacket, PacketRingBuffer, Segment, SegmentSpool
 from tests.support.rtsp import RtspTestServer
 
 pytest_plugins = ("tests.support.rtsp_fixtures",)
@@ -110,3 +112,99 @@ def test_limits_must_be_positive() -> None:
         PacketRingBuffer(max_seconds=0)
     with pytest.raises(ValueError, match="max_bytes"):
         PacketRingBuffer(max_bytes=-1)
+
+
+def feed(buffer: PacketRingBuffer, footage_dir: Path, last: int,
+         on_frame: Callable[[int], None] | None = None) -> None:
+    """Read the boat clip into `buffer` as fast as it decodes, up to frame `last`."""
+    source = AvSource(str(footage_dir / BOAT), StreamOptions(), "boat", live=False)
+    source.record_packets(buffer)
+    with source:
+        for frame in source:
+            if on_frame is not None:
+                on_frame(frame.index)
+            if frame.index == last:
+                break
+
+
+def assert_boat_packets(packets: list[BufferedPacket], footage_dir: Path) -> None:
+    """The packets' bytes are consecutive packets of the boat clip, as demuxed."""
+    with av.open(str(footage_dir / BOAT)) as container:
+        original = [bytes(p) for p in container.demux(video=0) if p.size]
+    start = original.index(packets[0].data)
+    assert [p.data for p in packets] == original[start:start + len(packets)]
+
+
+def test_spooled_buffer_keeps_only_an_index_in_memory_and_the_bytes_on_disk(
+    footage_dir: Path, tmp_path: Path,
+) -> None:
+    spool_dir = tmp_path / "spool" / "boat"
+    buffer = PacketRingBuffer(max_seconds=3600, max_bytes=600_000,
+                              spool=SegmentSpool(spool_dir))
+    feed(buffer, footage_dir, 300)
+    window = buffer.window(float("-inf"))
+    assert buffer.stats()["evicted_bytes"] > 0
+    files = sorted(spool_dir.glob("*.gop"))
+    # One file per buffered GOP (named by its keyframe), the evicted ones unlinked.
+    assert [int(f.stem) for f in files] == [p.seq for p in window if p.keyframe]
+    assert sum(f.stat().st_size for f in files) == buffer.size_bytes
+    assert all(isinstance(p.store, Segment) for p in window)
+    assert_boat_packets(window, footage_dir)
+    assert buffer.stats()["store"] == "spool"
+
+
+def test_packets_a_clip_holds_stay_readable_after_their_gop_is_evicted(
+    footage_dir: Path, tmp_path: Path,
+) -> None:
+    spool_dir = tmp_path / "spool"
+    # Read as fast as it decodes: the byte budget (about one 3 s GOP) evicts, not the time.
+    buffer = PacketRingBuffer(max_seconds=3600, max_bytes=300_000,
+                              spool=SegmentSpool(spool_dir))
+    held: list[BufferedPacket] = []
+
+    def hold(index: int) -> None:
+        if index == 10:
+            held.extend(buffer.window(float("-inf")))
+
+    feed(buffer, footage_dir, 400, hold)
+    assert held and held[0].seq < buffer.window(float("-inf"))[0].seq
+    assert not (spool_dir / f"{held[0].seq:012d}.gop").exists(), "evicted files are unlinked"
+    assert_boat_packets(held, footage_dir)
+
+
+def test_spool_removes_stale_files_and_its_folder_when_the_camera_stops(
+    footage_dir: Path, tmp_path: Path,
+) -> None:
+    spool_dir = tmp_path / "spool"
+    spool_dir.mkdir()
+    (spool_dir / "000000000007.gop").write_bytes(b"left by a killed worker")
+    buffer = PacketRingBuffer(spool=SegmentSpool(spool_dir))
+    assert not list(spool_dir.iterdir())
+    feed(buffer, footage_dir, 100)
+    assert list(spool_dir.glob("*.gop"))
+    buffer.close()
+    assert not spool_dir.exists()
+    assert buffer.stats()["packets"] == 0
+
+
+def test_a_failing_spool_drops_the_gop_and_buffers_again_once_it_can_write(
+    footage_dir: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture,
+) -> None:
+    spool_dir = tmp_path / "spool"
+    buffer = PacketRingBuffer(max_seconds=3600, spool=SegmentSpool(spool_dir))
+
+    def fail_then_recover(index: int) -> None:
+        if index == 100:  # the disk goes away under the camera
+            for file in spool_dir.iterdir():
+                file.unlink()
+            spool_dir.rmdir()
+        if index == 200:
+            assert buffer.stats()["packets"] == 0
+            spool_dir.mkdir()
+
+    feed(buffer, footage_dir, 400, fail_then_recover)
+    assert buffer.stats()["spool_errors"] > 0
+    assert "evidence spool" in caplog.text and "clips lose this GOP" in caplog.text
+    window = buffer.window(float("-inf"))
+    assert window and window[0].keyframe, "buffering resumed at a keyframe"
+    assert_boat_packets(window, footage_dir)

@@ -152,7 +152,7 @@ def test_worker_records_clips_by_dedup_key_that_the_store_owner_attaches(
     # A camera worker records from its buffer knowing only events; the process that owns
     # the store attaches each clip to the incident open at the clip's event.
     settings = ClipSettings(pre_roll_s=0.5, post_roll_s=0.5, max_clip_s=3.0)
-    buffer = settings.buffer()
+    buffer = settings.buffer("cam-mall", manager.evidence.dir)
     ready: queue.Queue[Clip] = queue.Queue()
     recorder = settings.recorder(buffer, manager.evidence, on_ready=ready.put)
     runner = CameraRunner("cam-mall", rtsp_server.url("cam"), packet_buffer=buffer).start()
@@ -174,6 +174,7 @@ def test_worker_records_clips_by_dedup_key_that_the_store_owner_attaches(
             manager.attach_clip_for(clip.key, clip.event_wall, clip.path)
     finally:
         runner.stop()
+        buffer.close()
 
     first, second = (manager.store.get_incident(m.id) for m in made)
     assert first.id != second.id

@@ -24,7 +24,7 @@ from alerts.clips import Clip, ClipRecorder, ClipSettings
 from alerts.evidence import EvidenceWriter
 from ingest.camera import CameraRunner
 from ingest.options import StreamOptions
-from ingest.packet_buffer import PacketRingBuffer
+from ingest.packet_buffer import PacketRingBuffer, SegmentSpool
 from tests.support.rtsp import RtspTestServer, cache_dir
 
 pytest_plugins = ("tests.support.rtsp_fixtures",)
@@ -135,15 +135,18 @@ def assert_source_bytes(packets: list[av.Packet], source: Path) -> None:
 
 @contextmanager
 def paced_camera(clip: Path, max_seconds: float, keyframes_only: bool = False,
-                 ) -> Iterator[CameraRunner]:
-    """A real clip looping in real time as a camera, with a packet buffer."""
+                 spool: Path | None = None) -> Iterator[CameraRunner]:
+    """A real clip looping in real time as a camera, with a packet buffer (in memory, or
+    spooled to `spool`)."""
     options = StreamOptions(realtime=True, loop=True, keyframes_only=keyframes_only)
-    runner = CameraRunner(clip.stem, str(clip), options,
-                          packet_buffer=PacketRingBuffer(max_seconds=max_seconds)).start()
+    buffer = PacketRingBuffer(max_seconds=max_seconds,
+                              spool=SegmentSpool(spool) if spool is not None else None)
+    runner = CameraRunner(clip.stem, str(clip), options, packet_buffer=buffer).start()
     try:
         yield runner
     finally:
         runner.stop()
+        buffer.close()
 
 
 @pytest.fixture
@@ -165,16 +168,23 @@ def live_camera(rtsp_server: RtspTestServer, request: pytest.FixtureRequest,
         runner.stop()
 
 
+@pytest.mark.parametrize("store", ["memory", "spool"])
 def test_clip_of_a_b_frame_camera_is_its_packets_remuxed_in_decode_order(
-    footage_dir: Path, evidence: EvidenceWriter,
+    footage_dir: Path, evidence: EvidenceWriter, tmp_path: Path, store: str,
 ) -> None:
     source = footage_dir / "fishing_boat_sea_640x360_30fps.mp4"
-    with paced_camera(source, 8.0) as camera:
+    spool = tmp_path / "spool" if store == "spool" else None
+    with paced_camera(source, 8.0, spool=spool) as camera:
         recorder, ready = recorder_on(camera.packet_buffer, evidence, 3.5,
                                       pre_roll_s=2.0, post_roll_s=1.0, max_clip_s=10)
         event_wall = time.time() - 0.3
         path = recorder.start("boat-1", event_wall, name="inc-boat")
         clip = ready.wait("boat-1")
+        if spool is not None:
+            # One file per GOP buffered (3 s GOPs, 8 s kept), evicted ones unlinked.
+            assert 1 <= len(list(spool.glob("*.gop"))) <= 4
+    if spool is not None:
+        assert not spool.exists(), "a stopped camera's spool is removed"
 
     day = datetime.fromtimestamp(event_wall, UTC)
     assert clip.path == path == f"{day:%Y/%m/%d}/inc-boat.mp4"
@@ -328,10 +338,10 @@ def test_h265_camera_clip_is_passed_through_under_the_tag_browsers_take(
     assert_source_bytes(packets, source)
 
 
-def test_clip_lengths_must_leave_room_for_both_rolls() -> None:
+def test_clip_lengths_must_leave_room_for_both_rolls(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="max_clip_s"):
         ClipSettings(pre_roll_s=10, post_roll_s=5, max_clip_s=12)
     settings = ClipSettings(pre_roll_s=4, post_roll_s=2, buffer_max_bytes=1_000_000)
-    buffer = settings.buffer()
+    buffer = settings.buffer("cam", tmp_path / "evidence")
     # The pre-roll, plus room for the analysis to run behind the camera.
     assert (buffer.max_seconds, buffer.max_bytes) == (9.0, 1_000_000)
