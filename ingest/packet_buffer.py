@@ -7,7 +7,8 @@ be 750 MB. A clip is then cut from these packets and remuxed, never re-encoded.
 Where the packet bytes wait is the buffer's choice of store. In memory they are part of the
 worker's resident memory: 5-9 MB a camera, more than everything else a watched camera needs.
 Spooled (`SegmentSpool`), each GOP's bytes go to a file of their own in the camera's spool
-directory and only their index stays in memory; an evicted GOP's file is unlinked at once.
+directory and only their index stays in memory; an evicted GOP's file is unlinked at once,
+and a reader (a clip recorder) gets copies holding the bytes of the packets it takes.
 A file that lives 15 s is usually never written back to the disk at all (the kernel writes
 dirty pages after ~30 s), so the spool costs page cache the kernel can reclaim under
 pressure, not anonymous memory of the process: on tmpfs it would be RAM again.
@@ -18,13 +19,14 @@ guards it and is held only to append, evict or copy references.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import itertools
 import logging
 import os
 import threading
-import weakref
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -75,35 +77,50 @@ class StreamParams:
 
 
 class Segment:
-    """One GOP's packet bytes in a spool file, appended by the reader, read by recorders.
+    """One GOP's packet bytes in a spool file, appended by the camera's reader.
 
-    Evicting the GOP unlinks the file, but the open descriptor keeps its bytes readable for
-    as long as a packet refers to the segment (a clip recorder that copied the pre-roll's
-    packets but has not muxed them yet); the descriptor closes with the last reference.
+    Only the GOP being written keeps its file open (`seal` closes it when the next GOP
+    starts), so a camera holds one descriptor however many GOPs it buffers; the bytes are
+    read back by path, which is why readers copy what they take while the buffer's lock
+    keeps the GOP from being evicted (`PacketRingBuffer.window`).
     """
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        self._fd: int | None = os.open(
+            path, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
         self.size = 0
-        weakref.finalize(self, os.close, self.fd)
 
     def append(self, data: bytes) -> int:
         """Write `data` at the end; returns its offset. Raises OSError (disk full...)."""
+        if self._fd is None:
+            raise OSError(f"{self.path} is sealed")
         offset = self.size
-        written = os.pwrite(self.fd, data, offset)
+        written = os.pwrite(self._fd, data, offset)
         if written != len(data):
             raise OSError(f"short write to {self.path} ({written} of {len(data)} bytes)")
         self.size += written
         return offset
 
+    def seal(self) -> None:
+        """The GOP is complete: close the file; it is read back by path."""
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
     def read(self, offset: int, length: int) -> bytes:
-        data = os.pread(self.fd, length, offset)
+        fd = self._fd if self._fd is not None else os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            data = os.pread(fd, length, offset)
+        finally:
+            if fd != self._fd:
+                os.close(fd)
         if len(data) != length:
             raise OSError(f"{self.path}: {len(data)} of {length} bytes at {offset}")
         return data
 
     def unlink(self) -> None:
+        self.seal()
         self.path.unlink(missing_ok=True)
 
 
@@ -137,8 +154,8 @@ class SegmentSpool:
 class BufferedPacket:
     """One encoded packet as demuxed; `pts`/`dts`/`duration` in `params.time_base` units,
     `wall` the Unix time it arrived (for paced files: when it was due). Its bytes are held
-    in `store`: the bytes themselves, or the spool segment they were written to at
-    `offset`."""
+    in `store`: the bytes themselves, or, inside a spooled buffer only, the segment they
+    were written to at `offset` (what readers get always holds the bytes)."""
 
     seq: int
     store: bytes | Segment
@@ -255,6 +272,8 @@ class PacketRingBuffer:
         if self._spool is None:
             return data, 0
         if keyframe or not self._segments:
+            if self._segments:
+                self._segments[-1].seal()
             self._segments.append(self._spool.segment(seq))
         segment = self._segments[-1]
         return segment, segment.append(data)
@@ -316,7 +335,7 @@ class PacketRingBuffer:
                 if self._packets[seq - base].wall <= since_wall:
                     start = seq - base
                     break
-            return list(itertools.islice(self._packets, start, None))
+            return self._loaded(itertools.islice(self._packets, start, None))
 
     def after(self, seq: int) -> tuple[list[BufferedPacket], bool]:
         """Packets newer than `seq`, and whether some between were evicted before this call
@@ -327,7 +346,21 @@ class PacketRingBuffer:
             first = self._packets[0].seq
             gap = first > seq + 1
             start = max(seq + 1 - first, 0)
-            return list(itertools.islice(self._packets, start, None)), gap
+            return self._loaded(itertools.islice(self._packets, start, None)), gap
+
+    def _loaded(self, packets: Iterable[BufferedPacket]) -> list[BufferedPacket]:
+        """Copies holding their bytes, read under the lock so no GOP is evicted meanwhile
+        (a few MB from the page cache: milliseconds, once per clip)."""
+        if self._spool is None:
+            return list(packets)
+        out: list[BufferedPacket] = []
+        for segment, run in itertools.groupby(packets, key=lambda p: p.store):
+            group = list(run)  # one GOP's packets: one read
+            start, end = group[0].offset, group[-1].offset + group[-1].size
+            blob = segment.read(start, end - start) if isinstance(segment, Segment) else segment
+            out.extend(dataclasses.replace(p, store=blob[p.offset - start:][:p.size], offset=0)
+                       for p in group)
+        return out
 
     def find(self, pts: int) -> BufferedPacket | None:
         """The newest packet with this presentation timestamp (a decoded frame's `pts`):
@@ -336,8 +369,8 @@ class PacketRingBuffer:
             return next((p for p in reversed(self._packets) if p.pts == pts), None)
 
     def close(self) -> None:
-        """Drop every packet and the spool's files: the camera is stopped for good. Clips
-        still being written keep the segments they copied until they are done."""
+        """Drop every packet and the spool's files: the camera is stopped for good (clips
+        being written hold copies of their packets)."""
         with self._lock:
             self._drop_until(self._next_seq)
             self._keys.clear()
