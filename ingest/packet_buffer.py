@@ -91,14 +91,16 @@ class Segment:
             path, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
         self.size = 0
 
-    def append(self, data: bytes) -> int:
-        """Write `data` at the end; returns its offset. Raises OSError (disk full...)."""
+    def append(self, data: bytes | av.Packet) -> int:
+        """Write `data` (any buffer) at the end; returns its offset. Raises OSError (disk
+        full...)."""
         if self._fd is None:
             raise OSError(f"{self.path} is sealed")
         offset = self.size
+        length = memoryview(data).nbytes
         written = os.pwrite(self._fd, data, offset)
-        if written != len(data):
-            raise OSError(f"short write to {self.path} ({written} of {len(data)} bytes)")
+        if written != length:
+            raise OSError(f"short write to {self.path} ({written} of {length} bytes)")
         self.size += written
         return offset
 
@@ -248,15 +250,14 @@ class PacketRingBuffer:
         pts, dts, duration = packet.pts, packet.dts, packet.duration or 0
         if tb is not None and tb != params.time_base:
             pts, dts, duration = (_rescale(v, tb, params.time_base) for v in (pts, dts, duration))
-        data = bytes(packet)
         with self._lock:
             seq = self._next_seq
             try:
-                store, offset = self._store(seq, data, keyframe)
+                store, offset = self._store(seq, packet, keyframe)
             except OSError as exc:
                 self._spool_failed(exc)
                 return
-            item = BufferedPacket(seq, store, offset, len(data), pts, dts,
+            item = BufferedPacket(seq, store, offset, packet.size, pts, dts,
                                   int(duration or 0), keyframe, wall, params)
             self._next_seq += 1
             self._packets.append(item)
@@ -266,17 +267,17 @@ class PacketRingBuffer:
             self._evict(wall)
             self.pushed += 1
 
-    def _store(self, seq: int, data: bytes, keyframe: bool) -> tuple[bytes | Segment, int]:
-        """Where the packet's bytes go: kept as they are, or appended to the spool segment of
-        their GOP (a keyframe opens a new one)."""
+    def _store(self, seq: int, packet: av.Packet, keyframe: bool) -> tuple[bytes | Segment, int]:
+        """Where the packet's bytes go: copied, or written straight from the packet to the
+        spool segment of their GOP (a keyframe opens a new one)."""
         if self._spool is None:
-            return data, 0
+            return bytes(packet), 0
         if keyframe or not self._segments:
             if self._segments:
                 self._segments[-1].seal()
             self._segments.append(self._spool.segment(seq))
         segment = self._segments[-1]
-        return segment, segment.append(data)
+        return segment, segment.append(packet)
 
     def _spool_failed(self, exc: OSError) -> None:
         """A write to the spool failed (disk full, directory gone): what is buffered stays
