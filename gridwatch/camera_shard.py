@@ -8,7 +8,8 @@ camera cannot starve the others and a slow analysis drops old frames (counted) i
 queueing them. Everything found leaves through an `Output` (`gridwatch.messages`).
 
 Each camera decodes in watch or active mode (`gridwatch.adaptive`); the switch happens on the
-reader's next packet, without reconnecting.
+reader's next packet, without reconnecting. Its camera-wall preview is encoded at the full
+rate only while the main process says someone looks at it (`CameraShard.want_previews`).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -89,6 +90,7 @@ class ShardSpec:
     evidence_dir: Path
     clips: ClipSettings | None = None
     preview_interval_s: float = 1.0
+    preview_idle_interval_s: float = 30.0
     heartbeat_s: float = 1.0
     log_level: int = logging.INFO
     analysis: AnalysisFactory = field(default=camera_analyzer)
@@ -123,23 +125,49 @@ class ReadyCameras:
 
 
 class PreviewEncoder:
-    """The camera wall's picture of one camera: a small JPEG at most every `interval_s`.
+    """The camera wall's picture of one camera: a small JPEG at most every `interval_s`
+    while someone looks at it (`want`), every `idle_interval_s` otherwise.
 
-    Scaled by the decoder's own scaler straight from YUV (one reused context per camera),
-    which costs a fraction of converting the full frame to BGR first.
+    Encoding (~1.5 ms a picture) is most of what watch mode costs over a bare keyframe
+    decode, and nobody needs a picture per keyframe of a wall nobody opened; the rare idle
+    picture lets a wall that opens show something at once. Scaled by the decoder's own
+    scaler straight from YUV (one reused context per camera), which costs a fraction of
+    converting the full frame to BGR first.
     """
 
-    def __init__(self, interval_s: float, max_width: int = PREVIEW_WIDTH,
-                 quality: int = PREVIEW_QUALITY) -> None:
+    def __init__(self, interval_s: float, idle_interval_s: float, *,
+                 max_width: int = PREVIEW_WIDTH, quality: int = PREVIEW_QUALITY,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.interval_s = interval_s
+        self.idle_interval_s = idle_interval_s
         self.max_width = max_width
         self.quality = quality
+        self._clock = clock
         self._reformatter = VideoReformatter()
         self._at: float | None = None
+        self._wanted_until = float("-inf")
+
+    def want(self, for_s: float) -> None:
+        """Someone looks at this camera's picture: the full rate for the next `for_s`
+        seconds. Called by the thread that hears the main process; a later end never
+        shortens an earlier one."""
+        self._wanted_until = max(self._wanted_until, self._clock() + for_s)
+
+    @property
+    def wanted(self) -> bool:
+        return self._clock() < self._wanted_until
+
+    def due(self) -> bool:
+        """Whether the next frame offered becomes a picture: the first frame always does, so
+        a camera has a picture as soon as it streams."""
+        if self._at is None:
+            return True
+        now = self._clock()
+        interval = self.interval_s if now < self._wanted_until else self.idle_interval_s
+        return now - self._at >= interval
 
     def offer(self, frame: Frame) -> Preview | None:
-        now = time.monotonic()
-        if self._at is not None and now - self._at < self.interval_s:
+        if not self.due():
             return None
         width = min(self.max_width, frame.width)
         height = max(2, round(frame.height * width / frame.width / 2) * 2)
@@ -154,7 +182,7 @@ class PreviewEncoder:
             log.warning("camera %s: preview of frame %d could not be encoded",
                         frame.camera_id, frame.index)
             return None
-        self._at = now
+        self._at = self._clock()
         return Preview(encoded.tobytes(), frame.wall, frame.width, frame.height)
 
 
@@ -162,7 +190,7 @@ class ShardCamera:
     """One camera of a shard: its reader, its analysis, its mode and its evidence clips."""
 
     def __init__(self, task: CameraTask, analysis: CameraAnalysis, out: Output,
-                 ready: ReadyCameras, preview_interval_s: float,
+                 ready: ReadyCameras, preview: PreviewEncoder,
                  clips: ClipSettings | None, evidence: EvidenceWriter) -> None:
         self.id = task.camera.id
         self.task = task
@@ -183,7 +211,7 @@ class ShardCamera:
         self.clips: ClipRecorder | None = None
         if clips is not None and packets is not None:
             self.clips = clips.recorder(packets, evidence, on_ready=self._on_clip)
-        self.preview = PreviewEncoder(preview_interval_s)
+        self.preview = preview
         self._open: set[tuple[str, str]] = set()
 
     def _due(self, frame: Frame) -> bool:
@@ -233,6 +261,7 @@ class ShardCamera:
     def health(self) -> dict[str, Any]:
         health = self.runner.health()
         health["mode"] = self.modes.as_dict()
+        health["preview_wanted"] = self.preview.wanted
         costs = getattr(self.analysis, "costs", None)
         if callable(costs):
             health["analysis_cost"] = costs()
@@ -259,9 +288,10 @@ class CameraShard:
         self._detector_lock = threading.Lock()
         evidence = EvidenceWriter(spec.evidence_dir)
         self.cameras = {
-            task.camera.id: ShardCamera(task, spec.analysis(task, self.detector), out,
-                                        self._ready, spec.preview_interval_s, spec.clips,
-                                        evidence)
+            task.camera.id: ShardCamera(
+                task, spec.analysis(task, self.detector), out, self._ready,
+                PreviewEncoder(spec.preview_interval_s, spec.preview_idle_interval_s),
+                spec.clips, evidence)
             for task in spec.tasks
         }
         self._stopping = threading.Event()
@@ -307,6 +337,14 @@ class CameraShard:
 
     def health(self) -> list[dict[str, Any]]:
         return [camera.health() for camera in self.cameras.values()]
+
+    def want_previews(self, wanted: Mapping[str, float]) -> None:
+        """Someone looks at these cameras' pictures (camera id to seconds): encode them at
+        the full rate meanwhile. Cameras of other shards are ignored."""
+        for camera_id, for_s in wanted.items():
+            camera = self.cameras.get(camera_id)
+            if camera is not None:
+                camera.preview.want(for_s)
 
     def _analyse(self) -> None:
         while not self._stopping.is_set():

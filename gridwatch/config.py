@@ -103,7 +103,16 @@ class WorkersConfig(Strict):
     restart_backoff_initial_s: float = Field(default=0.5, ge=0, le=60)
     restart_backoff_max_s: float = Field(default=30.0, gt=0, le=3600)
     preview_interval_s: float = Field(
-        default=1.0, gt=0, le=60, description="Camera wall picture at most this often")
+        default=1.0, gt=0, le=60,
+        description="Camera wall picture at most this often while someone looks at it")
+    preview_idle_interval_s: float = Field(
+        default=30.0, gt=0, le=3600,
+        description="Camera wall picture this often while nobody looks at it, so that a "
+                    "wall opened later shows a picture at once (its age in X-Frame-Wall)")
+    preview_demand_s: float = Field(
+        default=15.0, ge=2, le=3600,
+        description="A request for a camera's picture keeps its previews at "
+                    "preview_interval_s this long; longer than the console's refresh")
 
     @field_validator("count", mode="before")
     @classmethod
@@ -111,6 +120,15 @@ class WorkersConfig(Strict):
         if v == "auto" or (isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 64):
             return v
         raise ValueError("must be 'auto' or a number of worker processes from 0 to 64")
+
+    @model_validator(mode="after")
+    def _preview_rates(self) -> WorkersConfig:
+        if self.preview_idle_interval_s < self.preview_interval_s:
+            raise ValueError("preview_idle_interval_s: must be at least preview_interval_s")
+        # A viewer asks again when a new picture came, so the demand must outlast the gap.
+        if self.preview_demand_s < 2 * self.preview_interval_s:
+            raise ValueError("preview_demand_s: must be at least twice preview_interval_s")
+        return self
 
 
 class AuthConfig(Strict):

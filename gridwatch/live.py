@@ -6,8 +6,11 @@ each open connection's queue at once. Every incident event gets a sequence numbe
 kept in a short history: a browser that reconnects sends `Last-Event-ID` and is replayed
 what it missed, or told to reload its list when the gap is older than the history.
 Camera status is a snapshot sent every second while someone listens; it is not replayed.
-The camera wall's pictures are the previews the camera workers encode (about once a second),
-served as they are: a viewer never costs a decode.
+The camera wall's pictures are the previews the camera workers encode, served as they are:
+a viewer never costs a decode. A request for a picture is what makes a worker encode that
+camera's previews about once a second (for `workers.preview_demand_s`, renewed by the next
+requests); nobody looking, it encodes one every `workers.preview_idle_interval_s`, which
+the first request after a while gets (its age is in `X-Frame-Wall`).
 """
 
 from __future__ import annotations
@@ -249,6 +252,8 @@ class PreviewSource(Protocol):
 
     def pipeline(self, camera_id: str) -> Any: ...
 
+    def want_preview(self, camera_id: str) -> None: ...
+
 
 def router(feed: LiveFeed, service: PreviewSource) -> APIRouter:
     """`/api/live/events` (the console's event stream) and the camera wall's pictures."""
@@ -286,10 +291,13 @@ def router(feed: LiveFeed, service: PreviewSource) -> APIRouter:
         200: {"content": {"image/jpeg": {}}},
         404: {"description": "No such camera in scope, or no frame yet"}})
     def frame(camera_id: str, user: CurrentUser) -> Response:
-        """The camera's newest picture, at most a second old while it is online."""
+        """The camera's newest picture: asking for it keeps the camera's pictures coming
+        about once a second; the first answer after nobody asked for a while can be as old
+        as `workers.preview_idle_interval_s` (`X-Frame-Wall` is its Unix time)."""
         pipeline = service.pipeline(camera_id)
         if pipeline is None or not user.can_see(pipeline.camera.grid_cell):
             raise HTTPException(404, f"camera {camera_id!r} not found")
+        service.want_preview(camera_id)
         jpeg = pipeline.preview.jpeg
         if jpeg is None:
             raise HTTPException(404, f"camera {camera_id!r} has sent no frame yet")

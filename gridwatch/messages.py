@@ -9,6 +9,9 @@ Two kinds of delivery, chosen by the sender:
 - reliable (`events`, `state` changes, `clip`s, `hello`): small and rare, never dropped;
 - latest-only (`health`, `result`, `preview`): one slot per kind and camera, a newer message
   replaces one not yet sent, so a slow receiver costs a worker neither time nor memory.
+
+The other way, the main process tells a worker over its control pipe to stop, or which
+cameras' previews someone is looking at (`WantPreviews`).
 """
 
 from __future__ import annotations
@@ -62,6 +65,15 @@ class Preview:
     wall: float
     width: int
     height: int
+
+
+@dataclass(frozen=True, slots=True)
+class WantPreviews:
+    """Main process to worker: someone looks at these cameras' pictures, so encode them at
+    the full preview rate for the given seconds (camera id to seconds, counted from receipt:
+    the two processes share no deadline clock they could rely on)."""
+
+    cameras: dict[str, float]
 
 
 def detach_event(event: Event) -> Event:

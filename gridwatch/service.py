@@ -7,6 +7,8 @@ IncidentManager, escalation, delivery and the API; it hears the workers' events,
 states, heartbeats, previews and per-frame results (`gridwatch.messages`) and keeps, per
 camera, a `CameraPipeline`: what the API, the console and the metrics read. With
 `workers.count: 0` the same shard runs in this process instead (small nodes, debugging).
+A request for a camera's picture tells its worker to encode previews at the full rate for a
+while (`PreviewDemand`); otherwise the workers encode one rarely.
 """
 
 from __future__ import annotations
@@ -53,7 +55,8 @@ CUMULATIVE = ("frames_received", "frames_decoded", "frames_dropped", "decode_err
 
 
 class PreviewImage:
-    """The newest preview JPEG of a camera, as its worker encoded it (~1 Hz)."""
+    """The newest preview JPEG of a camera, as its worker encoded it (about once a second
+    while someone looks at it, every `workers.preview_idle_interval_s` otherwise)."""
 
     def __init__(self) -> None:
         self.seq = 0
@@ -70,6 +73,33 @@ class PreviewImage:
         return {"seq": self.seq, "wall": self.wall,
                 "width": None if self.size is None else self.size[0],
                 "height": None if self.size is None else self.size[1]}
+
+
+class PreviewDemand:
+    """Which cameras' pictures someone looks at, and when their workers must hear of it.
+
+    Every request for a picture calls `want`, but the worker is told (`demand_s` more
+    seconds of full-rate previews) only when the camera was not wanted or the demand it knows
+    of ends within `demand_s / 2`: a wall refreshing every second costs one control message
+    per camera every `demand_s / 2`, and demand nobody renews lapses in the worker by itself.
+    """
+
+    def __init__(self, demand_s: float, tell: Callable[[dict[str, float]], None],
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.demand_s = demand_s
+        self._tell = tell
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._told_until: dict[str, float] = {}
+
+    def want(self, camera_id: str) -> None:
+        """Someone is looking at the camera's picture now (called by request threads)."""
+        now = self._clock()
+        with self._lock:
+            if self._told_until.get(camera_id, now) - now > self.demand_s / 2:
+                return
+            self._told_until[camera_id] = now + self.demand_s
+        self._tell({camera_id: self.demand_s})
 
 
 class CameraPipeline:
@@ -204,7 +234,7 @@ class CameraPipeline:
             "zones": [{"id": z.id, "name": z.name, "polygon": z.polygon,
                        "rules": [r.rule_id for r in z.rules]} for z in self.camera.zones],
             "last_analysis": self.last_result,
-            "preview": self.preview.info(),
+            "preview": {**self.preview.info(), "wanted": report.get("preview_wanted")},
             "recent_changes": changes,
         }
 
@@ -293,6 +323,8 @@ class Service:
                 heartbeat_timeout_s=settings.heartbeat_timeout_s,
                 restart_backoff_initial_s=settings.restart_backoff_initial_s,
                 restart_backoff_max_s=settings.restart_backoff_max_s)
+        self.preview_demand = PreviewDemand(config.workers.preview_demand_s,
+                                            self._tell_previews)
         self.metrics = ServiceMetrics(self, token=config.api.metrics_token)
 
     def start(self) -> None:
@@ -323,6 +355,14 @@ class Service:
 
     def worker_statuses(self) -> list[WorkerStatus]:
         return self.workers.statuses() if self.workers is not None else []
+
+    def want_preview(self, camera_id: str) -> None:
+        """Someone is looking at the camera's picture: keep it coming at the full rate."""
+        self.preview_demand.want(camera_id)
+
+    def _tell_previews(self, wanted: dict[str, float]) -> None:
+        if self.workers is not None:
+            self.workers.want_previews(wanted)
 
     def _on_message(self, worker: int, incarnation: int, message: Message) -> None:
         kind, body = message.kind, message.body

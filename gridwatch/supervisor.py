@@ -9,6 +9,10 @@ worker gets the same cameras (its `ShardSpec`); events it had open are re-trigge
 condition still holds, and the IncidentManager's dedup/cooldown folds them into the same
 incident.
 
+The main process tells a worker which of its cameras' previews someone looks at
+(`want_previews`): the supervisor thread sends it, so a request never waits on a worker's
+pipe, and sends what still lasts again to a restarted worker.
+
 Workers come from a fork server (the `forkserver` start method): forking a process that runs
 threads is unsafe, and the fork server imported the heavy modules once, so a restart does not
 pay seconds of imports.
@@ -23,7 +27,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from multiprocessing.context import BaseContext
@@ -33,7 +37,7 @@ from typing import Any
 import tenacity
 
 from gridwatch.camera_shard import CameraShard, ShardSpec
-from gridwatch.messages import Kind, Message
+from gridwatch.messages import Kind, Message, WantPreviews
 from gridwatch.workers import STOP, cpu_seconds, heartbeat, rss_bytes, worker_main
 
 log = logging.getLogger(__name__)
@@ -130,18 +134,37 @@ class Supervisor:
         self._context = context or worker_context()
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._monitor, name="supervisor", daemon=True)
+        # Control pipes are written by the supervisor thread and by `stop()`.
+        self._control_lock = threading.Lock()
+        self._owner = {camera: w.index for w in self._workers for camera in w.spec.camera_ids}
+        self._wanted: dict[str, float] = {}
+        """Camera id to the monotonic time its previews stop being wanted."""
+        self._unsent: set[int] = set()
+        """Workers that have preview demand to be told."""
 
     def start(self) -> None:
         self._thread.start()
+
+    def want_previews(self, wanted: Mapping[str, float]) -> None:
+        """Someone looks at these cameras' pictures (camera id to seconds from now): their
+        workers are told on the supervisor thread's next turn (within 0.2 s)."""
+        until = time.monotonic()
+        with self._control_lock:
+            for camera, for_s in wanted.items():
+                owner = self._owner.get(camera)
+                if owner is not None:
+                    self._wanted[camera] = max(self._wanted.get(camera, 0.0), until + for_s)
+                    self._unsent.add(owner)
 
     def stop(self, timeout: float = 30.0) -> None:
         """Ask every worker to stop (they close their cameras' open events and send them),
         keep receiving until they have exited, and kill those that take longer."""
         self._stopping.set()
-        for worker in self._workers:
-            if worker.control is not None:
-                with contextlib.suppress(OSError):
-                    worker.control.send(STOP)
+        with self._control_lock:
+            for worker in self._workers:
+                if worker.control is not None:
+                    with contextlib.suppress(OSError):
+                        worker.control.send(STOP)
         if not self._thread.is_alive():
             return
         self._thread.join(timeout)
@@ -185,7 +208,25 @@ class Supervisor:
                     self._check(worker, now)
             if self._stopping.is_set() and all(w.process is None for w in self._workers):
                 return
+            self._tell_wanted(now)
             self._receive_all(timeout=0.2)
+
+    def _tell_wanted(self, now: float) -> None:
+        """Send each worker with news its cameras' preview demand that still lasts. A
+        worker that is down gets it when it starts again (`_spawn`)."""
+        with self._control_lock:
+            if not self._unsent or self._stopping.is_set():
+                return
+            self._wanted = {c: until for c, until in self._wanted.items() if until > now}
+            for worker in self._workers:
+                if worker.index not in self._unsent or worker.control is None:
+                    continue
+                cameras = {c: self._wanted[c] - now for c in worker.spec.camera_ids
+                           if c in self._wanted}
+                if cameras:
+                    with contextlib.suppress(OSError):
+                        worker.control.send(WantPreviews(cameras))
+            self._unsent.clear()
 
     def _receive_all(self, timeout: float) -> None:
         owners: dict[Any, _Worker] = {}
@@ -313,6 +354,9 @@ class Supervisor:
         worker.heartbeat, worker.heartbeat_at = {}, 0.0
         worker.kill_reason = None
         worker.next_start = None
+        with self._control_lock:
+            # Its previous incarnation's preview demand: whatever of it still lasts.
+            self._unsent.add(worker.index)
         log.info("worker %d started (pid %s, incarnation %d): %s", worker.index, process.pid,
                  worker.incarnation, ", ".join(worker.spec.camera_ids))
 
@@ -354,6 +398,12 @@ class InProcessWorkers:
         self._shard.start()
         self._started_at = time.time()
         self._thread.start()
+
+    def want_previews(self, wanted: Mapping[str, float]) -> None:
+        """Someone looks at these cameras' pictures (camera id to seconds from now); the
+        shard is right here, so it hears it at once."""
+        if self._shard is not None:
+            self._shard.want_previews(wanted)
 
     def stop(self, timeout: float = 30.0) -> None:
         self._stopping.set()

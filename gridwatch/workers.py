@@ -32,7 +32,7 @@ from gridwatch.camera_shard import (
     camera_analyzer,
 )
 from gridwatch.config import Config, ModelConfig
-from gridwatch.messages import RELIABLE, Kind, Message
+from gridwatch.messages import RELIABLE, Kind, Message, WantPreviews
 from gridwatch.sources import analysis_url, camera_options
 
 log = logging.getLogger(__name__)
@@ -84,6 +84,7 @@ def plan_shards(config: Config, model: ModelConfig, shards: int,
             specs.append(ShardSpec(
                 index=index, tasks=mine, model=model, evidence_dir=config.storage.evidence_dir,
                 clips=config.clips, preview_interval_s=config.workers.preview_interval_s,
+                preview_idle_interval_s=config.workers.preview_idle_interval_s,
                 log_level=level, analysis=analysis))
     return specs
 
@@ -179,14 +180,26 @@ def _configure_process(spec: ShardSpec) -> None:
 
 def _serve(spec: ShardSpec, shard: CameraShard, out: PipeOutbox, control: Connection,
            stop: threading.Event) -> None:
+    """Send a heartbeat every `heartbeat_s` and obey the control pipe in between (`STOP`, or
+    `WantPreviews`), until told to stop or the main process is gone."""
+    next_beat = time.monotonic()
     while not stop.is_set() and not out.broken.is_set():
-        out.send(Message(Kind.HEALTH, None, heartbeat(shard, out)))
+        if time.monotonic() >= next_beat:
+            out.send(Message(Kind.HEALTH, None, heartbeat(shard, out)))
+            next_beat = time.monotonic() + spec.heartbeat_s
         try:
-            if control.poll(spec.heartbeat_s) and control.recv() == STOP:
-                return
+            if not control.poll(max(0.0, next_beat - time.monotonic())):
+                continue
+            command = control.recv()
         except (EOFError, OSError):
             log.warning("worker %d: the main process is gone; stopping", spec.index)
             return
+        if command == STOP:
+            return
+        if isinstance(command, WantPreviews):
+            shard.want_previews(command.cameras)
+        else:
+            log.warning("worker %d: unknown control message %r ignored", spec.index, command)
 
 
 def heartbeat(shard: CameraShard, out: PipeOutbox | None = None) -> dict[str, Any]:

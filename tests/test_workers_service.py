@@ -14,9 +14,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from gridwatch.api import create_app
-from gridwatch.config import parse_config
 from gridwatch.service import Service
-from tests.support.rtsp import RTSP_PASSWORD, RtspTestServer
+from tests.support.rtsp import RTSP_PASSWORD, RtspTestServer, service_config
 
 pytest_plugins = ["tests.support.rtsp_fixtures"]
 pytestmark = [pytest.mark.rtsp, pytest.mark.timeout(120)]
@@ -28,17 +27,11 @@ HEARTBEAT_TIMEOUT_S = 3.0
 def service(rtsp_server: RtspTestServer, models_dir: Path,
             tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     """Two cameras in two worker processes, with a short heartbeat timeout."""
-    data = tmp_path_factory.mktemp("workers")
-    stream = {"open_timeout_s": 3, "read_timeout_s": 3, "stall_timeout_s": 3,
-              "backoff_initial_s": 0.2, "backoff_max_s": 1}
-    config = parse_config({
-        "storage": {"url": f"sqlite:///{data}/gw.db", "evidence_dir": str(data / "evidence")},
-        "model": {"dir": str(models_dir)},
-        "workers": {"count": 2, "heartbeat_timeout_s": HEARTBEAT_TIMEOUT_S,
-                    "restart_backoff_initial_s": 0.2},
-        "cameras": [{"id": "pier", "url": rtsp_server.url("cam"), "stream": stream},
-                    {"id": "quay", "url": rtsp_server.url("cam2"), "stream": stream}],
-    })
+    config = service_config(
+        tmp_path_factory.mktemp("workers"), models_dir,
+        {"pier": rtsp_server.url("cam"), "quay": rtsp_server.url("cam2")},
+        workers={"count": 2, "heartbeat_timeout_s": HEARTBEAT_TIMEOUT_S,
+                 "restart_backoff_initial_s": 0.2})
     service = Service(config)
     service.start()
     yield service

@@ -17,11 +17,12 @@ import tempfile
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import IO, Self
+from typing import IO, Any, Self
 from urllib.parse import quote
 
 import av
 
+from gridwatch.config import Config, parse_config
 from tests.support.processes import die_with_parent
 
 REPO = Path(__file__).resolve().parents[2]
@@ -255,3 +256,21 @@ class RtspTestServer:
             self._stderr.close()
         self._proc = None
         self._stderr = None
+
+
+QUICK_STREAM = {"open_timeout_s": 3, "read_timeout_s": 3, "stall_timeout_s": 3,
+                "backoff_initial_s": 0.2, "backoff_max_s": 1}
+"""Stream options that notice a lost camera and come back within seconds."""
+
+
+def service_config(data: Path, models_dir: Path, cameras: dict[str, str],
+                   **settings: Any) -> Config:
+    """The service's configuration for cameras (id: URL) of a test server, with its store
+    and evidence under `data`; `settings` adds top-level sections (`workers`, ...)."""
+    return parse_config({
+        "storage": {"url": f"sqlite:///{data}/gw.db", "evidence_dir": str(data / "evidence")},
+        "model": {"dir": str(models_dir)},
+        "cameras": [{"id": camera, "url": url, "stream": QUICK_STREAM}
+                    for camera, url in cameras.items()],
+        **settings,
+    })
