@@ -244,6 +244,26 @@ def test_camera_wall_shows_the_scoped_cameras_online_with_fresh_pictures(
         admin.close()
 
 
+def test_an_open_camera_wall_keeps_its_pictures_coming_about_once_a_second(
+    page: Any, console: ConsoleServer,
+):
+    # Nobody looking, a camera encodes a picture every 30 s (workers.preview_idle_interval_s):
+    # the wall's own picture requests are what bring them at 1 s.
+    console.start_cameras()
+    log_in(page, console, "op-east")
+    page.wait_for_function(
+        "() => document.querySelector('.tile[data-camera=river-pier] img')?.naturalWidth > 0",
+        timeout=30_000)
+    preview = console.service.pipeline("river-pier").preview
+    shown = "() => document.querySelector('.tile[data-camera=river-pier] img').src"
+    seq, src = preview.seq, page.evaluate(shown)
+    time.sleep(6)
+    assert preview.seq - seq >= 3, "pictures about once a second while the wall is open"
+    assert page.evaluate(shown) != src, "the tile shows the newer pictures"
+    (health,) = [h for h in console.service.camera_health() if h["id"] == "river-pier"]
+    assert health["preview"]["wanted"] is True
+
+
 def test_township_operator_never_sees_another_townships_incident_in_the_console(
     page: Any, console: ConsoleServer,
 ):

@@ -1,12 +1,16 @@
 // Camera wall: one tile per camera (state with its reason, newest picture, counters), and
-// the newest incidents beside it. Both follow the live feed; a picture is fetched only
-// when the camera reports a newer one (about once a second while it is online).
+// the newest incidents beside it. Both follow the live feed; a picture is fetched when the
+// camera reports a newer one. Fetching it is what makes the camera's worker encode pictures
+// about once a second (for workers.preview_demand_s); nobody fetching, it encodes one
+// rarely. A tile whose picture stopped changing (a stalled camera) asks again every
+// RENEW_MS, so that pictures come at once when the camera is back.
 import {api} from "./api.js";
 import {fmtAgo, fmtBitrate, fmtDuration, h, label, objectsText, severityBadge,
         statusBadge} from "./dom.js";
 
 const BAD_STATES = new Set(["offline", "stalled", "auth_failed", "not_found", "unsupported"]);
 const FEED_SIZE = 30;
+const RENEW_MS = 5000;
 
 export function mount(root, ctx) {
   const wall = h("section", {class: "wall", id: "camera-wall", "aria-label": "Camera wall"});
@@ -77,7 +81,7 @@ function makeTile(camera) {
                 title: "Live video with detections"}, "Live")),
       h("div", {class: "muted"}, `${camera.id} · cell ${camera.grid_cell || "none"}`),
       reason, stats));
-  return {el, img, nofeed, state, age, reason, stats, seq: null};
+  return {el, img, nofeed, state, age, reason, stats, seq: null, fetchedAt: 0};
 }
 
 function updateTile(tile, camera) {
@@ -96,15 +100,19 @@ function updateTile(tile, camera) {
     h("span", {}, `${camera.analysed ?? 0} analysed`),
     h("span", {}, `${camera.reconnects ?? 0} reconnects`),
     h("span", {}, `${camera.detections} objects`));
-  if (camera.preview_seq && camera.preview_seq !== tile.seq) {
+  const now = Date.now();
+  if (camera.preview_seq && (camera.preview_seq !== tile.seq
+                             || now - tile.fetchedAt >= RENEW_MS)) {
     tile.seq = camera.preview_seq;
+    tile.fetchedAt = now;
     const next = new Image();
     next.onload = () => {
       tile.img.src = next.src;
       tile.img.hidden = false;
       tile.nofeed.hidden = true;
     };
-    next.src = `/api/live/cameras/${encodeURIComponent(camera.id)}/frame.jpg?seq=${camera.preview_seq}`;
+    next.src = `/api/live/cameras/${encodeURIComponent(camera.id)}/frame.jpg`
+      + `?seq=${camera.preview_seq}&at=${now}`;
   }
 }
 
