@@ -38,6 +38,10 @@ log = logging.getLogger(__name__)
 DEFAULT_MAX_SECONDS = 15.0
 DEFAULT_MAX_BYTES = 8 * 1024 * 1024
 CLIP_FORMAT = "mp4"
+FLUSH_BYTES = 256 * 1024
+"""A spool segment writes its packets once this much is waiting (~0.5 s at 4 Mbit/s)."""
+FLUSH_PACKETS = 64
+"""... or this many packets (a low-bitrate stream; far below the system's IOV_MAX)."""
 
 
 class StreamParams:
@@ -79,10 +83,13 @@ class StreamParams:
 class Segment:
     """One GOP's packet bytes in a spool file, appended by the camera's reader.
 
-    Only the GOP being written keeps its file open (`seal` closes it when the next GOP
-    starts), so a camera holds one descriptor however many GOPs it buffers; the bytes are
-    read back by path, which is why readers copy what they take while the buffer's lock
-    keeps the GOP from being evicted (`PacketRingBuffer.window`).
+    Appended packets are written in batches of about `FLUSH_BYTES` (one `pwritev`): the
+    write releases the GIL, and doing that per packet, with dozens of reader threads in a
+    worker, cost more CPU than the write itself. Only the GOP being written keeps its file
+    open (`seal` writes the rest and closes it when the next GOP starts), so a camera holds
+    one descriptor however many GOPs it buffers; the bytes are read back by path, which is
+    why readers copy what they take while the buffer's lock keeps the GOP from being
+    evicted (`PacketRingBuffer.window`). Every method runs under that lock.
     """
 
     def __init__(self, path: Path) -> None:
@@ -90,27 +97,46 @@ class Segment:
         self._fd: int | None = os.open(
             path, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
         self.size = 0
+        self._written = 0
+        self._pending: list[bytes | av.Packet] = []
 
     def append(self, data: bytes | av.Packet) -> int:
-        """Write `data` (any buffer) at the end; returns its offset. Raises OSError (disk
-        full...)."""
+        """Append `data` (any buffer; kept by reference until written); returns its offset.
+        Raises OSError (disk full...) when a batch cannot be written."""
         if self._fd is None:
             raise OSError(f"{self.path} is sealed")
         offset = self.size
-        length = memoryview(data).nbytes
-        written = os.pwrite(self._fd, data, offset)
-        if written != length:
-            raise OSError(f"short write to {self.path} ({written} of {length} bytes)")
-        self.size += written
+        self._pending.append(data)
+        self.size += memoryview(data).nbytes
+        if self.size - self._written >= FLUSH_BYTES or len(self._pending) >= FLUSH_PACKETS:
+            self.flush()
         return offset
 
+    def flush(self) -> None:
+        """Write the appended packets not written yet."""
+        if not self._pending:
+            return
+        if self._fd is None:
+            raise OSError(f"{self.path} is sealed")
+        want = self.size - self._written
+        written = os.pwritev(self._fd, self._pending, self._written)
+        if written != want:
+            raise OSError(f"short write to {self.path} ({written} of {want} bytes)")
+        self._written = self.size
+        self._pending.clear()
+
     def seal(self) -> None:
-        """The GOP is complete: close the file; it is read back by path."""
+        """The GOP is complete: write the rest and close the file; it is read back by path."""
         if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
+            try:
+                self.flush()
+            finally:
+                os.close(self._fd)
+                self._fd = None
 
     def read(self, offset: int, length: int) -> bytes:
+        if offset + length > self._written:
+            self.flush()
         fd = self._fd if self._fd is not None else os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
         try:
             data = os.pread(fd, length, offset)
@@ -122,7 +148,11 @@ class Segment:
         return data
 
     def unlink(self) -> None:
-        self.seal()
+        """Drop the segment, written or not."""
+        self._pending.clear()
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
         self.path.unlink(missing_ok=True)
 
 
