@@ -9,21 +9,24 @@ camera video, the server's processes left out:
 - keyframe bound: bare PyAV keyframe-only decode of the same streams, nothing else (also
   with the decoder options tried: no loop filter on keyframes, 2 decoder threads, and the
   demux alone);
-- watch / active: the project's ingester (supervisor, worker processes, one decoder thread
-  per camera, one analysis thread per worker, the main process receiving heartbeats,
-  results and previews) in each mode, running the cheap stage (the motion detector of
-  `detectors.motion`); the object detector is left out, its cost depends on the scene and
-  is measured by `benchmarks/model_latency.py`;
+- watch / active: the project's ingester as the service runs it by default (supervisor,
+  worker processes, one decoder thread per camera, one analysis thread per worker, evidence
+  clips' packets spooled, camera-wall previews at their idle rate as nobody looks at them,
+  the main process receiving heartbeats, results and previews) in each mode, running the
+  cheap stage (the motion detector of `detectors.motion`); the object detector is left out,
+  its cost depends on the scene and is measured by `benchmarks/model_latency.py`;
 - baseline: one OpenCV VideoCapture per camera decoding every frame, motion at 5 fps;
 - a live check at the largest K the machine can serve: every camera's analysed keyframes
   against those sent, and the last-frame age;
-- resident memory per camera in watch mode (the slope between two K).
+- resident memory per camera in watch mode (the slope between two K), with the spool's
+  files (page cache, not process memory) reported beside it, and the memory the same
+  packets take when kept in the workers (`clips.buffer_store: memory`).
 
 The server pays its own CPU on the same cores, so per-camera costs are measured at moderate K
 and the live check runs at the K that the measured costs (server included) fit into.
 The machine is shared: compare the ratios of one run, not figures across runs.
 
-Usage: .venv/bin/python benchmarks/ingest_capacity.py [--cost-k 16] [--active-k 4] [--rounds 3]
+Usage: .venv/bin/python benchmarks/ingest_capacity.py [--cost-k 16] [--active-k 4] [--rounds 5]
            [--window 20] [--live-k 0 (auto)] [--max-live-k 120]
 """
 
@@ -207,11 +210,12 @@ class Ingester:
     """The supervisor and its worker processes on K cameras, with this process receiving
     what the service's main process receives (through the service's own `CameraPipeline`)."""
 
-    def __init__(self, urls: list[str], mode: str, evidence_dir: Path, clips: bool) -> None:
+    def __init__(self, urls: list[str], mode: str, evidence_dir: Path, store: str | None,
+                 ) -> None:
         config = parse_config({
             "storage": {"evidence_dir": str(evidence_dir)},
             "workers": {"count": WORKERS},
-            "clips": {"enabled": clips},
+            "clips": {"buffer_store": store} if store else {"enabled": False},
             "cameras": [{"id": f"cam{i:03d}", "url": url, "analysis": {"mode": mode}}
                         for i, url in enumerate(urls)],
         })
@@ -281,25 +285,29 @@ class Ingester:
 
 
 @contextmanager
-def ingester(urls: list[str], mode: str, clips: bool = False) -> Iterator[Ingester]:
-    with tempfile.TemporaryDirectory(prefix="gw-bench-") as tmp:
-        running = Ingester(urls, mode, Path(tmp), clips)
-        running.supervisor.start()
-        try:
-            yield running
-        finally:
-            running.supervisor.stop(timeout=30)
+def ingester(urls: list[str], mode: str, store: str | None, root: Path) -> Iterator[Ingester]:
+    running = Ingester(urls, mode, root / "evidence", store)
+    running.supervisor.start()
+    try:
+        yield running
+    finally:
+        running.supervisor.stop(timeout=30)
 
 
 def measure_ingester(urls: list[str], mode: str, window: float, server: RtspTestServer,
-                     clips: bool = False) -> dict[str, Any]:
-    with ingester(urls, mode, clips) as running:
+                     store: str | None = "spool") -> dict[str, Any]:
+    """The ingester on `urls` in `mode` over `window` seconds; evidence clips' packets in
+    `store` (the spool beside the evidence folder, on the disk `TMPDIR` is on; None: no
+    evidence clips)."""
+    with tempfile.TemporaryDirectory(prefix="gw-bench-") as tmp, \
+            ingester(urls, mode, store, Path(tmp)) as running:
         online = running.wait_online(timeout=60)
         time.sleep(2 * SPEC.gop_s)
         running.reset_window_stats()
         server0, a = cpu_seconds(server.pid) or 0.0, running.snapshot()
         time.sleep(window)
         server1, b = cpu_seconds(server.pid) or 0.0, running.snapshot()
+        spool_bytes = sum(f.stat().st_size for f in Path(tmp, "spool").rglob("*.gop"))
         max_age, lags = running.window_stats()
     k = len(urls)
     wall = b["wall"] - a["wall"]
@@ -314,6 +322,7 @@ def measure_ingester(urls: list[str], mode: str, window: float, server: RtspTest
         "video_ratio": round(decoded * frame_s / (k * wall), 3),
         "server_cpu_ms_per_camera_s": round((server1 - server0) * 1000 / (k * wall), 3),
         "workers_rss_bytes": b["workers_rss_bytes"],
+        "spool_bytes": spool_bytes,
         "worker_restarts": sum(b["incarnations"]) - len(b["incarnations"]),
         "per_camera": per_camera,
         "max_last_frame_age_s": max(max_age.values()) if max_age else None,
@@ -388,7 +397,7 @@ def main() -> int:
     parser.add_argument("--active-k", type=int, default=4,
                         help="cameras for the every-frame costs (active, baseline)")
     parser.add_argument("--window", type=float, default=20.0, help="seconds per measurement")
-    parser.add_argument("--rounds", type=int, default=3,
+    parser.add_argument("--rounds", type=int, default=5,
                         help="interleaved rounds of the compared measurements")
     parser.add_argument("--live-k", type=int, default=0, help="0: fit to the measured costs")
     parser.add_argument("--max-live-k", type=int, default=120)
@@ -406,6 +415,7 @@ def main() -> int:
     load_start = os.getloadavg()
     costs: dict[str, list[float]] = {}
     ratios: dict[str, list[float]] = {"watch/bound": [], "watch/bound_same_options": [],
+                                      "watch_no_clips/bound": [],
                                       "skip_loop_filter/bound": [], "threads_2/bound": [],
                                       "baseline/watch": [], "active/baseline": []}
     memory: dict[str, list[int]] = {}
@@ -422,9 +432,11 @@ def main() -> int:
         watch_runs, server_costs = [], []
         # The machine is shared and its load drifts: compared figures are measured in
         # interleaved rounds (order rotated) and each ratio is taken within a round.
+        # Two decoder threads were measured and rejected: one round is enough to show it.
         for round_ in range(args.rounds):
-            order = ["bound", "skip_loop_filter", "threads_2", "watch"]
-            order = order[round_ % 4:] + order[:round_ % 4]
+            order = ["bound", "skip_loop_filter", "watch", "watch_no_clips"]
+            order = order[round_ % 4:] + order[:round_ % 4] + (["threads_2"] if round_ == 0
+                                                               else [])
             got: dict[str, float] = {}
             for phase in order:
                 if phase == "watch":
@@ -432,6 +444,9 @@ def main() -> int:
                     watch_runs.append(watch)
                     server_costs.append(watch["server_cpu_ms_per_camera_s"])
                     got[phase] = note("watch", watch["cpu_ms_per_camera_s"])
+                elif phase == "watch_no_clips":
+                    bare = measure_ingester(cost_urls, "watch", args.window, server, store=None)
+                    got[phase] = note(phase, bare["cpu_ms_per_camera_s"])
                 else:
                     variant = "default" if phase == "bound" else phase
                     result = run_children("keyframes", cost_urls, args.window, variant)
@@ -439,11 +454,14 @@ def main() -> int:
                     memory.setdefault(phase, []).append(result["rss_bytes"])
             ratios["watch/bound"].append(got["watch"] / got["bound"])
             ratios["watch/bound_same_options"].append(got["watch"] / got["skip_loop_filter"])
+            ratios["watch_no_clips/bound"].append(got["watch_no_clips"] / got["bound"])
             ratios["skip_loop_filter/bound"].append(got["skip_loop_filter"] / got["bound"])
-            ratios["threads_2/bound"].append(got["threads_2"] / got["bound"])
+            if "threads_2" in got:
+                ratios["threads_2/bound"].append(got["threads_2"] / got["bound"])
         note("demux_only", per_camera_s(run_children("keyframes", cost_urls, args.window,
                                                      "demux_only")))
-        for round_ in range(max(1, args.rounds - 1)):
+        # Every-frame costs are ~9x apart from watch: two rounds settle their ratio.
+        for round_ in range(min(2, args.rounds)):
             got = {}
             for phase in (["active", "baseline"] if round_ % 2 == 0 else
                           ["baseline", "active"]):
@@ -474,11 +492,10 @@ def main() -> int:
                 break
         rss_slope = (live["workers_rss_bytes"] - watch_runs[-1]["workers_rss_bytes"]) / (
             live["k"] - args.cost_k)
-        # The service's default: each camera also keeps its last seconds of packets for
-        # evidence clips (alerts.clips), measured against the last watch run.
-        with_clips = measure_ingester(cost_urls, "watch", args.window, server, clips=True)
-        clips_rss = (with_clips["workers_rss_bytes"] - watch_runs[-1]["workers_rss_bytes"]
-                     ) / args.cost_k
+        # The same packets kept in the workers' memory instead of spooled.
+        in_memory = measure_ingester(cost_urls, "watch", args.window, server, store="memory")
+        memory_rss = (in_memory["workers_rss_bytes"] - watch_runs[-1]["workers_rss_bytes"]
+                      ) / args.cost_k
     bound = median(costs["bound"])
     in_use = StreamOptions()
     skip_change = statistics.median(ratios["skip_loop_filter/bound"]) - 1
@@ -513,17 +530,23 @@ def main() -> int:
         "watch_over_keyframe_bound": median(ratios["watch/bound"]),
         "watch_over_keyframe_bound_same_decoder_options": median(
             ratios["watch/bound_same_options"]),
+        "watch_without_evidence_clips": {
+            "cpu_ms_per_camera_s": median(costs["watch_no_clips"]),
+            "over_keyframe_bound": median(ratios["watch_no_clips/bound"])},
         "ratio_vs_baseline": round(statistics.median(ratios["baseline/watch"]), 2),
         "active_over_baseline": median(ratios["active/baseline"]),
         "live_k": attempts[-1]["k"], "live_ok": attempts[-1]["ok"],
         "live_attempts": attempts, "live_k_fit_from_costs": fit,
         "rss_mib_per_camera": round(rss_slope / 2**20, 2),
         "server_cpu_ms_per_camera_s": server_cost,
-        "with_evidence_clips": {
-            "watch_cpu_ms_per_camera_s": with_clips["cpu_ms_per_camera_s"],
-            "extra_rss_mib_per_camera": round(clips_rss / 2**20, 2),
-            "note": "packet ring buffer of pre_roll_s + 5 s (10 + 5 s at ~4 Mbit/s, capped "
-                    "at clips.buffer_max_bytes); the figures above run without it"},
+        "evidence_clip_packets": {
+            "spool_mib_per_camera": round(live["spool_bytes"] / live["k"] / 2**20, 2),
+            "spool_note": "the spooled packets of pre_roll_s + 5 s (10 + 5 s at ~4 Mbit/s): "
+                          "short-lived files, page cache the kernel can reclaim, not in the "
+                          "RSS above",
+            "buffer_store_memory": {
+                "watch_cpu_ms_per_camera_s": in_memory["cpu_ms_per_camera_s"],
+                "extra_rss_mib_per_camera": round(memory_rss / 2**20, 2)}},
         "decoder_options": {
             "skip_loop_filter_on_keyframes": {
                 "cpu_change": round(skip_change, 3), "helps": skip_change < -0.03,
