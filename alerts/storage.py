@@ -11,6 +11,7 @@ import base64
 import binascii
 import json
 import logging
+import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -19,6 +20,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import tenacity
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
@@ -125,7 +127,7 @@ def _sqlite(url: URL) -> Engine:
         cursor.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA foreign_keys = ON")
         if not memory:
-            cursor.execute("PRAGMA journal_mode = WAL")
+            _use_wal(cursor)
         cursor.close()
 
     @event.listens_for(engine, "begin")
@@ -134,6 +136,23 @@ def _sqlite(url: URL) -> Engine:
         connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
     return engine
+
+
+@tenacity.retry(
+    retry=tenacity.retry_if_exception(
+        lambda exc: isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc)),
+    wait=tenacity.wait_random_exponential(multiplier=0.01, max=0.5),
+    stop=tenacity.stop_after_delay(BUSY_TIMEOUT_MS / 1000), reraise=True)
+def _use_wal(cursor: sqlite3.Cursor) -> None:
+    """Switch the database file to WAL (it stays so), waiting for the lock that takes.
+
+    The switch needs an exclusive lock, and SQLite answers "database is locked" at once
+    instead of waiting through busy_timeout when another connection holds the file, as when
+    nodes start together on a new database: they retry until the first one is done.
+    """
+    mode = cursor.execute("PRAGMA journal_mode").fetchone()[0]
+    if str(mode).lower() != "wal":
+        cursor.execute("PRAGMA journal_mode = WAL")
 
 
 def migrate(engine: Engine) -> str:
