@@ -14,7 +14,8 @@ dirty pages after ~30 s), so the spool costs page cache the kernel can reclaim u
 pressure, not anonymous memory of the process: on tmpfs it would be RAM again.
 
 The buffer is written by the camera's reader thread and read by clip recorders: one lock
-guards it and is held only to append, evict or copy references.
+guards it and is held only to append (writing a spool batch), evict, or copy what a reader
+takes.
 """
 
 from __future__ import annotations
