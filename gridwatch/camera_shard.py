@@ -199,7 +199,6 @@ class ShardCamera:
         self.modes = ModeSwitch(self.id, task.mode, task.quiet_s)
         packets = (clips.buffer(self.id, evidence.dir)
                    if clips is not None and clips.enabled else None)
-        self.packets = packets
         options = task.options.model_copy(update={"keyframes_only": self.modes.keyframes_only})
         self._interval_s = 1.0 / task.fps
         self._handed_t: float | None = None
@@ -273,8 +272,8 @@ class ShardCamera:
             self.emit(event)
         if self.clips is not None:
             self.clips.close()
-        if self.packets is not None:
-            self.packets.close()
+        if self.runner.packet_buffer is not None:
+            self.runner.packet_buffer.close()
 
 
 class CameraShard:

@@ -148,12 +148,12 @@ class Supervisor:
     def want_previews(self, wanted: Mapping[str, float]) -> None:
         """Someone looks at these cameras' pictures (camera id to seconds from now): their
         workers are told on the supervisor thread's next turn (within 0.2 s)."""
-        until = time.monotonic()
+        now = time.monotonic()
         with self._control_lock:
             for camera, for_s in wanted.items():
                 owner = self._owner.get(camera)
                 if owner is not None:
-                    self._wanted[camera] = max(self._wanted.get(camera, 0.0), until + for_s)
+                    self._wanted[camera] = max(self._wanted.get(camera, 0.0), now + for_s)
                     self._unsent.add(owner)
 
     def stop(self, timeout: float = 30.0) -> None:

@@ -31,6 +31,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import cast
 
 import av
 
@@ -316,12 +317,9 @@ class PacketRingBuffer:
         and buffering starts again at the next keyframe."""
         self.spool_errors += 1
         if self.spool_errors == 1 or self.spool_errors % 1000 == 0:
-            log.warning("evidence spool %s: %s (%d failed writes); clips lose this GOP",
-                        self._spool.directory if self._spool else "?", exc, self.spool_errors)
-        self._drop_until(self._next_seq)
-        self._keys.clear()
-        self._release_segments(len(self._segments))
-        self._keyed = False
+            log.warning("evidence spool: %s (%d failed writes); clips lose this GOP", exc,
+                        self.spool_errors)
+        self._drop_all()
 
     def _evict(self, newest_wall: float) -> None:
         horizon = newest_wall - self.max_seconds
@@ -334,10 +332,14 @@ class PacketRingBuffer:
         if self._bytes > self.max_bytes:
             # One GOP larger than the budget: nothing kept is decodable without its start.
             self.overflows += 1
-            self._drop_until(self._next_seq)
-            self._keys.clear()
-            self._release_segments(len(self._segments))
-            self._keyed = False
+            self._drop_all()
+
+    def _drop_all(self) -> None:
+        """Drop every packet and segment; keep nothing until the next keyframe."""
+        self._drop_until(self._next_seq)
+        self._keys.clear()
+        self._release_segments(len(self._segments))
+        self._keyed = False
 
     def _release_segments(self, count: int) -> None:
         """Unlink the files of the `count` oldest GOPs, whose packets were just dropped."""
@@ -386,12 +388,13 @@ class PacketRingBuffer:
         if self._spool is None:
             return list(packets)
         out: list[BufferedPacket] = []
-        for segment, run in itertools.groupby(packets, key=lambda p: p.store):
+        for segment, run in itertools.groupby(packets, key=lambda p: cast(Segment, p.store)):
             group = list(run)  # one GOP's packets: one read
             start, end = group[0].offset, group[-1].offset + group[-1].size
-            blob = segment.read(start, end - start) if isinstance(segment, Segment) else segment
-            out.extend(dataclasses.replace(p, store=blob[p.offset - start:][:p.size], offset=0)
-                       for p in group)
+            blob = segment.read(start, end - start)
+            for p in group:
+                at = p.offset - start
+                out.append(dataclasses.replace(p, store=blob[at:at + p.size], offset=0))
         return out
 
     def find(self, pts: int) -> BufferedPacket | None:
@@ -404,10 +407,7 @@ class PacketRingBuffer:
         """Drop every packet and the spool's files: the camera is stopped for good (clips
         being written hold copies of their packets)."""
         with self._lock:
-            self._drop_until(self._next_seq)
-            self._keys.clear()
-            self._release_segments(len(self._segments))
-            self._keyed = False
+            self._drop_all()
         if self._spool is not None:
             self._spool.close()
 
