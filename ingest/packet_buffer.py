@@ -13,14 +13,19 @@ A file that lives 15 s is usually never written back to the disk at all (the ker
 dirty pages after ~30 s), so the spool costs page cache the kernel can reclaim under
 pressure, not anonymous memory of the process: on tmpfs it would be RAM again.
 
-The buffer is written by the camera's reader thread and read by clip recorders: one lock
-guards it and is held only to append (writing a spool batch), evict, or copy what a reader
-takes.
+The buffer is written by the camera's reader thread and read by clip recorders. The reader
+only hands packets over (`push`); they are indexed, stored and evicted in batches
+(`_settle`), by the reader every `SETTLE_PACKETS` packets or by whoever reads the buffer
+first. Work done packet by packet runs with the caches cold from the decoder that ran in
+between: measured in the workers of `benchmarks/ingest_capacity.py`, indexing and spooling
+each packet as it came cost ~80 us of CPU a packet (2 ms per camera-second at 25 fps, more
+than a tenth of watching the camera), against ~12 us for the same code in a tight loop.
+One lock guards the index; it is held to settle a batch (one spool write) or to copy what
+a reader takes.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import io
 import itertools
 import logging
@@ -28,10 +33,9 @@ import os
 import threading
 from collections import deque
 from collections.abc import Iterable
-from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import cast
+from typing import NamedTuple, cast
 
 import av
 
@@ -40,10 +44,10 @@ log = logging.getLogger(__name__)
 DEFAULT_MAX_SECONDS = 15.0
 DEFAULT_MAX_BYTES = 8 * 1024 * 1024
 CLIP_FORMAT = "mp4"
-FLUSH_BYTES = 256 * 1024
-"""A spool segment writes its packets once this much is waiting (~0.5 s at 4 Mbit/s)."""
+SETTLE_PACKETS = 16
+"""Packets handed over between two batches (0.64 s at 25 fps, ~320 kB at 4 Mbit/s)."""
 FLUSH_PACKETS = 64
-"""... or this many packets (a low-bitrate stream; far below the system's IOV_MAX)."""
+"""A spool segment writes at most this many packets at once (far below IOV_MAX)."""
 
 
 class StreamParams:
@@ -85,7 +89,7 @@ class StreamParams:
 class Segment:
     """One GOP's packet bytes in a spool file, appended by the camera's reader.
 
-    Appended packets are written in batches of about `FLUSH_BYTES` (one `pwritev`): the
+    Appended packets are written when their batch is settled (`flush`, one `pwritev`): the
     write releases the GIL, and doing that per packet, with dozens of reader threads in a
     worker, cost more CPU than the write itself. Only the GOP being written keeps its file
     open (`seal` writes the rest and closes it when the next GOP starts), so a camera holds
@@ -102,15 +106,15 @@ class Segment:
         self._written = 0
         self._pending: list[bytes | av.Packet] = []
 
-    def append(self, data: bytes | av.Packet) -> int:
-        """Append `data` (any buffer; kept by reference until written); returns its offset.
-        Raises OSError (disk full...) when a batch cannot be written."""
+    def append(self, data: bytes | av.Packet, size: int) -> int:
+        """Append `data` (any buffer of `size` bytes; kept by reference until written);
+        returns its offset. Raises OSError (disk full...) when a batch cannot be written."""
         if self._fd is None:
             raise OSError(f"{self.path} is sealed")
         offset = self.size
         self._pending.append(data)
-        self.size += memoryview(data).nbytes
-        if self.size - self._written >= FLUSH_BYTES or len(self._pending) >= FLUSH_PACKETS:
+        self.size += size
+        if len(self._pending) >= FLUSH_PACKETS:
             self.flush()
         return offset
 
@@ -184,12 +188,12 @@ class SegmentSpool:
             log.debug("spool %s left in place: %s", self.directory, exc)
 
 
-@dataclass(frozen=True, slots=True)
-class BufferedPacket:
+class BufferedPacket(NamedTuple):
     """One encoded packet as demuxed; `pts`/`dts`/`duration` in `params.time_base` units,
     `wall` the Unix time it arrived (for paced files: when it was due). Its bytes are held
     in `store`: the bytes themselves, or, inside a spooled buffer only, the segment they
-    were written to at `offset` (what readers get always holds the bytes)."""
+    were written to at `offset` (what readers get always holds the bytes). A named tuple,
+    not a frozen dataclass: one is made per packet, and it costs a third as much."""
 
     seq: int
     store: bytes | Segment
@@ -216,8 +220,9 @@ class PacketRingBuffer:
     Eviction drops whole GOPs from the front, and only once the next keyframe is itself
     older than `max_seconds`: the buffer therefore always starts at a keyframe and covers at
     least `max_seconds` (up to one GOP more) unless `max_bytes` cuts it shorter. Memory is
-    bounded by `max_bytes` plus one packet whatever the stream does: a GOP larger than the
-    whole budget empties the buffer until the next keyframe. Packets that cannot be decoded
+    bounded by `max_bytes` plus the packets not settled yet (`SETTLE_PACKETS`) whatever the
+    stream does: a GOP larger than the whole budget empties the buffer until the next
+    keyframe. Packets that cannot be decoded
     from the buffer (before the first keyframe of a stream) are not kept.
     """
 
@@ -230,6 +235,7 @@ class PacketRingBuffer:
         self.max_seconds = float(max_seconds)
         self.max_bytes = int(max_bytes)
         self._lock = threading.Lock()
+        self._incoming: deque[tuple[av.Packet, float]] = deque()
         self._packets: deque[BufferedPacket] = deque()
         self._keys: deque[int] = deque()
         self._spool = spool
@@ -264,42 +270,71 @@ class PacketRingBuffer:
                 log.info("no evidence clips for this stream (%s)", reason)
             self._unsupported, params = reason, None
         with self._lock:
+            self._settle()
             self._params = params
             self._keyed = False
         return params
 
     def push(self, packet: av.Packet, wall: float) -> None:
-        """Keep a copy of `packet` (of the stream given to `begin`) that arrived at `wall`."""
+        """Hand over `packet` (of the stream given to `begin`) that arrived at `wall`; it is
+        kept with the next batch. Called by the camera's reader thread only."""
+        incoming = self._incoming
+        incoming.append((packet, wall))
+        if len(incoming) >= SETTLE_PACKETS:
+            with self._lock:
+                self._settle()
+
+    def _settle(self) -> None:
+        """Index and store the packets handed over so far; called under the lock."""
+        incoming = self._incoming
         params = self._params
-        if params is None or not packet.size:
+        if params is None:
+            incoming.clear()
             return
-        keyframe = bool(packet.is_keyframe)
-        if not keyframe and not self._keyed:
-            self.skipped += 1
+        if not incoming:
             return
-        self._keyed = True
-        tb = packet.time_base
-        pts, dts, duration = packet.pts, packet.dts, packet.duration or 0
-        if tb is not None and tb != params.time_base:
-            pts, dts, duration = (_rescale(v, tb, params.time_base) for v in (pts, dts, duration))
-        with self._lock:
+        # One stream's demuxed packets share its time base: checked once a batch.
+        source_tb = incoming[0][0].time_base
+        rescale = source_tb is not None and source_tb != params.time_base
+        newest_wall = None
+        while incoming:
+            packet, wall = incoming.popleft()
+            size = packet.size
+            if not size:
+                continue
+            keyframe = packet.is_keyframe
+            if not keyframe and not self._keyed:
+                self.skipped += 1
+                continue
+            pts, dts, duration = packet.pts, packet.dts, packet.duration or 0
+            if rescale:
+                pts, dts, duration = (_rescale(v, source_tb, params.time_base)
+                                      for v in (pts, dts, duration))
             seq = self._next_seq
             try:
-                store, offset = self._store(seq, packet, keyframe)
+                store, offset = self._store(seq, packet, size, keyframe)
             except OSError as exc:
                 self._spool_failed(exc)
-                return
-            item = BufferedPacket(seq, store, offset, packet.size, pts, dts,
-                                  int(duration or 0), keyframe, wall, params)
-            self._next_seq += 1
-            self._packets.append(item)
-            self._bytes += item.size
+                continue
+            self._keyed = True
+            self._packets.append(BufferedPacket(seq, store, offset, size, pts, dts,
+                                                int(duration or 0), keyframe, wall, params))
+            self._next_seq = seq + 1
+            self._bytes += size
             if keyframe:
-                self._keys.append(item.seq)
-            self._evict(wall)
+                self._keys.append(seq)
             self.pushed += 1
+            newest_wall = wall
+        if self._spool is not None and self._segments:
+            try:
+                self._segments[-1].flush()
+            except OSError as exc:
+                self._spool_failed(exc)
+        if newest_wall is not None:
+            self._evict(newest_wall)
 
-    def _store(self, seq: int, packet: av.Packet, keyframe: bool) -> tuple[bytes | Segment, int]:
+    def _store(self, seq: int, packet: av.Packet, size: int,
+               keyframe: bool) -> tuple[bytes | Segment, int]:
         """Where the packet's bytes go: copied, or written straight from the packet to the
         spool segment of their GOP (a keyframe opens a new one)."""
         if self._spool is None:
@@ -309,7 +344,7 @@ class PacketRingBuffer:
                 self._segments[-1].seal()
             self._segments.append(self._spool.segment(seq))
         segment = self._segments[-1]
-        return segment, segment.append(packet)
+        return segment, segment.append(packet, size)
 
     def _spool_failed(self, exc: OSError) -> None:
         """A write to the spool failed (disk full, directory gone): what is buffered stays
@@ -363,6 +398,7 @@ class PacketRingBuffer:
         When the buffer does not reach back that far, from its oldest packet (a keyframe).
         """
         with self._lock:
+            self._settle()
             start = 0
             base = self._packets[0].seq if self._packets else 0
             for seq in reversed(self._keys):
@@ -375,6 +411,7 @@ class PacketRingBuffer:
         """Packets newer than `seq`, and whether some between were evicted before this call
         (the caller fell behind: its copy has a hole)."""
         with self._lock:
+            self._settle()
             if not self._packets:
                 return [], seq + 1 < self._next_seq
             first = self._packets[0].seq
@@ -394,40 +431,48 @@ class PacketRingBuffer:
             blob = segment.read(start, end - start)
             for p in group:
                 at = p.offset - start
-                out.append(dataclasses.replace(p, store=blob[at:at + p.size], offset=0))
+                out.append(p._replace(store=blob[at:at + p.size], offset=0))
         return out
 
     def find(self, pts: int) -> BufferedPacket | None:
         """The newest packet with this presentation timestamp (a decoded frame's `pts`):
         where a frame the analysis saw lies in the buffer, whatever the clocks said."""
         with self._lock:
+            self._settle()
             return next((p for p in reversed(self._packets) if p.pts == pts), None)
 
     def close(self) -> None:
         """Drop every packet and the spool's files: the camera is stopped for good (clips
         being written hold copies of their packets)."""
         with self._lock:
+            self._incoming.clear()
             self._drop_all()
         if self._spool is not None:
             self._spool.close()
 
     @property
     def last_seq(self) -> int:
-        """Sequence number of the newest packet pushed so far (-1 before the first)."""
-        return self._next_seq - 1
+        """Sequence number of the newest packet kept so far (-1 before the first)."""
+        with self._lock:
+            self._settle()
+            return self._next_seq - 1
 
     @property
     def newest_wall(self) -> float | None:
         with self._lock:
+            self._settle()
             return self._packets[-1].wall if self._packets else None
 
     @property
     def size_bytes(self) -> int:
-        return self._bytes
+        with self._lock:
+            self._settle()
+            return self._bytes
 
     def stats(self) -> dict[str, float | int | None]:
         """What the buffer holds and has dropped, for health pages and tests."""
         with self._lock:
+            self._settle()
             span = (self._packets[-1].wall - self._packets[0].wall) if self._packets else 0.0
             return {
                 "packets": len(self._packets),

@@ -208,3 +208,22 @@ def test_a_failing_spool_drops_the_gop_and_buffers_again_once_it_can_write(
     window = buffer.window(float("-inf"))
     assert window and window[0].keyframe, "buffering resumed at a keyframe"
     assert_boat_packets(window, footage_dir)
+
+
+@pytest.mark.parametrize("spooled", [False, True], ids=["memory", "spool"])
+def test_readers_see_every_packet_handed_over_before_its_batch_is_full(
+    footage_dir: Path, tmp_path: Path, spooled: bool,
+) -> None:
+    buffer = PacketRingBuffer(spool=SegmentSpool(tmp_path / "spool") if spooled else None)
+    with av.open(str(footage_dir / BOAT)) as container:
+        stream = container.streams.video[0]
+        buffer.begin(stream)
+        packets = [p for p in container.demux(stream) if p.size][:3]
+        for wall, packet in enumerate(packets):
+            buffer.push(packet, float(wall))
+        assert buffer.last_seq == 2
+        assert buffer.size_bytes == sum(p.size for p in packets)
+        assert buffer.newest_wall == 2.0
+        assert buffer.find(packets[1].pts) is not None
+        assert_boat_packets(buffer.window(float("-inf")), footage_dir)
+        assert [p.seq for p in buffer.after(0)[0]] == [1, 2]
