@@ -113,9 +113,12 @@ class AvSource(Source):
     def _one_pass(self) -> Iterator[Frame]:
         stream = self._container.streams.video[0]
         packets = self._container.demux(stream)
-        if self._packets is not None:
-            self._packets.begin(stream)
+        buffer, counters = self._packets, self.counters
+        if buffer is not None:
+            buffer.begin(stream)
             self._wall_anchor = None
+        # Runs for every packet (25 a second a camera, most of them never decoded in
+        # keyframes-only mode): calls are kept out of the common path.
         while not self._interrupted.is_set():
             try:
                 packet = next(packets, None)
@@ -123,10 +126,12 @@ class AvSource(Source):
                 raise self._read_error(exc) from None
             if packet is None:
                 return
-            if packet.size:
-                self.counters.packet(packet.size)
-                if self._packets is not None:
-                    self._packets.push(packet, self._packet_wall(packet))
+            size = packet.size
+            if size:
+                counters.packet(size)
+                if buffer is not None:
+                    buffer.push(packet, time.time() if self._pacer is None
+                                else self._paced_wall(packet))
             try:
                 decoded = self._decode(stream, packet)
             except av.FFmpegError as exc:
@@ -142,15 +147,16 @@ class AvSource(Source):
                 self._delivered = True
                 yield frame
 
-    def _packet_wall(self, packet: av.Packet) -> float:
-        """When the packet arrived; for a file paced like a camera, when it was due.
+    def _paced_wall(self, packet: av.Packet) -> float:
+        """When a packet of a file paced like a camera was due (a camera's packet is dated
+        when it arrives).
 
         A paced file in keyframes-only mode demuxes a GOP's other packets in a burst right
         after its keyframe (only decoded frames wait for their time), which would date them
         up to a GOP early; a camera sends them in real time, as the timestamps say.
         """
         now = time.time()
-        if self._pacer is None or packet.dts is None or packet.time_base is None:
+        if packet.dts is None or packet.time_base is None:
             return now
         media = float(packet.dts * packet.time_base)
         if self._wall_anchor is None:
@@ -163,7 +169,9 @@ class AvSource(Source):
 
     def _decode(self, stream: av.video.stream.VideoStream,
                 packet: av.Packet) -> list[av.VideoFrame]:
-        decoder = self._decoder_for(stream, packet)
+        decoder = self._decoder
+        if decoder is None or self._decoder_keyframes_only != self._keyframes_only:
+            decoder = self._switch_decoder(stream, packet)
         if self._keyframes_only:
             self._remember(packet)
         decoded = decoder.decode(packet)
@@ -171,9 +179,9 @@ class AvSource(Source):
             self.awaiting_keyframe = False
         return decoded
 
-    def _decoder_for(self, stream: av.video.stream.VideoStream,
-                     packet: av.Packet) -> av.VideoCodecContext:
-        """The decoder of the current mode; a switch of mode starts a fresh one.
+    def _switch_decoder(self, stream: av.video.stream.VideoStream,
+                        packet: av.Packet) -> av.VideoCodecContext:
+        """A fresh decoder for the current mode (the first one, or after a switch of mode).
 
         A decoder that skipped the P-frames holds no valid references for them: switched to
         every frame mid-GOP it puts out pictures 13-18 grey levels off until the next
@@ -183,8 +191,6 @@ class AvSource(Source):
         pictures, for the price of decoding part of one GOP.
         """
         keyframes_only = self._keyframes_only
-        if self._decoder is not None and self._decoder_keyframes_only == keyframes_only:
-            return self._decoder
         switching_to_every_frame = self._decoder is not None and not keyframes_only
         self._decoder = self._new_decoder(stream, keyframes_only)
         self._decoder_keyframes_only = keyframes_only

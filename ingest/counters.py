@@ -10,17 +10,20 @@ from collections import deque
 class RateMeter:
     """Bits per second over the last few seconds, from a running byte total.
 
-    Samples are taken at most every `step_s`, so the cost per packet is one comparison.
+    Samples are taken at most every `step_s`: `due` says when the next one is wanted, so
+    the caller's cost per packet is one comparison.
     """
 
     def __init__(self, window_s: float = 5.0, step_s: float = 0.5) -> None:
         self._step = step_s
+        self.due = float("-inf")
         self._samples: deque[tuple[float, int]] = deque(maxlen=max(2, int(window_s / step_s)))
 
     def sample(self, total_bytes: int, now: float | None = None) -> None:
         now = time.monotonic() if now is None else now
         if not self._samples or now - self._samples[-1][0] >= self._step:
             self._samples.append((now, total_bytes))
+            self.due = now + self._step
 
     def bits_per_second(self, total_bytes: int, now: float | None = None) -> float:
         now = time.monotonic() if now is None else now
@@ -56,7 +59,8 @@ class CameraCounters:
         self.packets_received += 1
         self.bytes_received += size
         self.last_packet_monotonic = now
-        self._rate.sample(self.bytes_received, now)
+        if now >= self._rate.due:
+            self._rate.sample(self.bytes_received, now)
 
     def frame(self) -> None:
         self.frames_decoded += 1
