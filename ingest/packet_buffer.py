@@ -222,8 +222,8 @@ class PacketRingBuffer:
     least `max_seconds` (up to one GOP more) unless `max_bytes` cuts it shorter. Memory is
     bounded by `max_bytes` plus the packets not settled yet (`SETTLE_PACKETS`) whatever the
     stream does: a GOP larger than the whole budget empties the buffer until the next
-    keyframe. Packets that cannot be decoded
-    from the buffer (before the first keyframe of a stream) are not kept.
+    keyframe. Packets that cannot be decoded from the buffer (before the first keyframe of
+    a stream) are not kept.
     """
 
     def __init__(self, max_seconds: float = DEFAULT_MAX_SECONDS,
