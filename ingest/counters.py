@@ -21,7 +21,7 @@ class RateMeter:
 
     def sample(self, total_bytes: int, now: float | None = None) -> None:
         now = time.monotonic() if now is None else now
-        if not self._samples or now - self._samples[-1][0] >= self._step:
+        if now >= self.due:
             self._samples.append((now, total_bytes))
             self.due = now + self._step
 
