@@ -32,7 +32,8 @@ import logging
 import os
 import threading
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from fractions import Fraction
 from pathlib import Path
 from typing import NamedTuple, cast
@@ -269,8 +270,7 @@ class PacketRingBuffer:
             if reason != self._unsupported:
                 log.info("no evidence clips for this stream (%s)", reason)
             self._unsupported, params = reason, None
-        with self._lock:
-            self._settle()
+        with self._settled():
             self._params = params
             self._keyed = False
         return params
@@ -283,6 +283,14 @@ class PacketRingBuffer:
         if len(incoming) >= SETTLE_PACKETS:
             with self._lock:
                 self._settle()
+
+    @contextmanager
+    def _settled(self) -> Iterator[None]:
+        """Hold the lock over an index that has every packet handed over so far: what every
+        reader of the buffer (and `begin`, before the stream changes) works on."""
+        with self._lock:
+            self._settle()
+            yield
 
     def _settle(self) -> None:
         """Index and store the packets handed over so far; called under the lock."""
@@ -397,8 +405,7 @@ class PacketRingBuffer:
 
         When the buffer does not reach back that far, from its oldest packet (a keyframe).
         """
-        with self._lock:
-            self._settle()
+        with self._settled():
             start = 0
             base = self._packets[0].seq if self._packets else 0
             for seq in reversed(self._keys):
@@ -410,8 +417,7 @@ class PacketRingBuffer:
     def after(self, seq: int) -> tuple[list[BufferedPacket], bool]:
         """Packets newer than `seq`, and whether some between were evicted before this call
         (the caller fell behind: its copy has a hole)."""
-        with self._lock:
-            self._settle()
+        with self._settled():
             if not self._packets:
                 return [], seq + 1 < self._next_seq
             first = self._packets[0].seq
@@ -437,8 +443,7 @@ class PacketRingBuffer:
     def find(self, pts: int) -> BufferedPacket | None:
         """The newest packet with this presentation timestamp (a decoded frame's `pts`):
         where a frame the analysis saw lies in the buffer, whatever the clocks said."""
-        with self._lock:
-            self._settle()
+        with self._settled():
             return next((p for p in reversed(self._packets) if p.pts == pts), None)
 
     def close(self) -> None:
@@ -453,26 +458,22 @@ class PacketRingBuffer:
     @property
     def last_seq(self) -> int:
         """Sequence number of the newest packet kept so far (-1 before the first)."""
-        with self._lock:
-            self._settle()
+        with self._settled():
             return self._next_seq - 1
 
     @property
     def newest_wall(self) -> float | None:
-        with self._lock:
-            self._settle()
+        with self._settled():
             return self._packets[-1].wall if self._packets else None
 
     @property
     def size_bytes(self) -> int:
-        with self._lock:
-            self._settle()
+        with self._settled():
             return self._bytes
 
     def stats(self) -> dict[str, float | int | None]:
         """What the buffer holds and has dropped, for health pages and tests."""
-        with self._lock:
-            self._settle()
+        with self._settled():
             span = (self._packets[-1].wall - self._packets[0].wall) if self._packets else 0.0
             return {
                 "packets": len(self._packets),
