@@ -1,6 +1,6 @@
 """Accuracy of the detection core on labelled real footage; prints one JSON object.
 
-Each case runs `gridwatch analyze` (in process: `gridwatch.analyze.run_analysis`, the same code
+Each case runs `gridwatch analyze` (in process: `gridwatch.cli.analyze.run_analysis`, the same code
 path as the CLI) with a camera configuration written here, and scores its JSON lines:
 
 - `mot17`: MOT17-09 frames 1-4 with their ground truth, scored as MOTChallenge does: gt rows of
@@ -43,14 +43,14 @@ from typing import Any
 import cv2
 import numpy as np
 import yaml
+from gridwatch.detectors.backends.base import Detector
+from gridwatch.detectors.backends.factory import create_detector
+from gridwatch.detectors.backends.yolo_decode import Candidates, nms
+from gridwatch.detectors.regions import grid_tiles
 from scipy.optimize import linear_sum_assignment
 
-from detectors.backends.base import Detector
-from detectors.backends.factory import create_detector
-from detectors.backends.yolo_decode import Candidates, nms
-from detectors.regions import grid_tiles
-from gridwatch.analyze import run_analysis
-from gridwatch.config import parse_config
+from gridwatch.cli.analyze import run_analysis
+from gridwatch.settings import parse_config
 
 REPO = Path(__file__).resolve().parent.parent
 LABELS = Path(__file__).resolve().parent / "labels"

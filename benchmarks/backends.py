@@ -29,11 +29,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 import onnxruntime as ort
-
-from detectors.backends.onnx_backend import OnnxDetector
-from models.export import dynamic_copy
-from models.manifest import get_model_spec
-from models.weights import resolve_weights
+from gridwatch.detectors.backends.onnx_backend import OnnxDetector
+from gridwatch.models.export import dynamic_copy
+from gridwatch.models.manifest import get_model_spec
+from gridwatch.models.weights import resolve_weights
 
 REPO = Path(__file__).resolve().parent.parent
 FOOTAGE = Path(os.environ.get("GRIDWATCH_FOOTAGE_DIR", REPO.parent / "shared" / "footage"))
@@ -68,8 +67,7 @@ def _ort_runner(session: ort.InferenceSession, batch: np.ndarray) -> Callable[[]
 
 def _openvino_runner(path: Path, threads: int, batch: np.ndarray) -> Callable[[], object]:
     import openvino
-
-    from detectors.backends.openvino_backend import compile_for_cpu
+    from gridwatch.detectors.backends.openvino_backend import compile_for_cpu
 
     request = compile_for_cpu(openvino, path, threads, batch.shape).create_infer_request()
     return lambda: request.infer({0: batch}, share_inputs=True)
@@ -111,7 +109,7 @@ def _round_robin(configs: dict[str, tuple[Callable[[], object], int]], rounds: i
 
 
 def _openvino_matches_onnxruntime(frames: list[np.ndarray]) -> dict[str, object]:
-    from detectors.backends.factory import create_detector
+    from gridwatch.detectors.backends.factory import create_detector
 
     reference = create_detector(MODEL, backend="onnxruntime")
     candidate = create_detector(MODEL, backend="openvino")

@@ -23,9 +23,9 @@ import time
 from pathlib import Path
 
 import av
+from gridwatch.ingest.packet_buffer import PacketRingBuffer
 
-from alerts.clips import write_mp4
-from ingest.packet_buffer import PacketRingBuffer
+from gridwatch.worker.clips import write_mp4
 
 REPO = Path(__file__).resolve().parent.parent
 FOOTAGE = Path(os.environ.get("GRIDWATCH_FOOTAGE_DIR", REPO.parent / "shared" / "footage"))

@@ -33,13 +33,13 @@ from typing import Any
 
 import cv2
 import uvicorn
+from gridwatch.detectors.events import Event
+from gridwatch.ingest.frame import Frame
 
-from detectors.events import Event
-from gridwatch.api import create_app
-from gridwatch.auth.bootstrap import PASSWORD_ENV
-from gridwatch.config import parse_config
+from gridwatch.accounts.bootstrap import PASSWORD_ENV
 from gridwatch.service import Service
-from ingest.frame import Frame
+from gridwatch.settings import parse_config
+from gridwatch.web.api import create_app
 
 REPO = Path(__file__).resolve().parent.parent
 FOOTAGE = Path(os.environ.get("GRIDWATCH_FOOTAGE_DIR", REPO.parent / "shared" / "footage"))

@@ -29,21 +29,25 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
-
-from alerts.delivery import OutboxDispatcher
-from alerts.evidence import EvidenceWriter
-from alerts.incidents import IncidentManager
-from alerts.sinks import build_sinks
-from alerts.sinks.base import Message
-from alerts.sinks.specs import (
+from gridwatch.alerts.delivery.dispatcher import OutboxDispatcher
+from gridwatch.alerts.delivery.sinks import build_sinks
+from gridwatch.alerts.delivery.sinks.base import Message
+from gridwatch.alerts.delivery.sinks.specs import (
     DeliverySpec,
     MqttSinkSpec,
     RedisStreamsSinkSpec,
     WebhookSinkSpec,
 )
-from alerts.sinks.webhook import KEY_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
-from alerts.storage import open_store
-from detectors.events import Event
+from gridwatch.alerts.delivery.sinks.webhook import (
+    KEY_HEADER,
+    SIGNATURE_HEADER,
+    TIMESTAMP_HEADER,
+    sign,
+)
+from gridwatch.alerts.incidents.evidence import EvidenceWriter
+from gridwatch.alerts.incidents.manager import IncidentManager
+from gridwatch.alerts.store.incident_store import open_store
+from gridwatch.detectors.events import Event
 
 SECRET_ENV = "GRIDWATCH_BENCH_WEBHOOK_SECRET"
 

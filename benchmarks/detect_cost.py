@@ -34,16 +34,15 @@ from typing import Any
 
 import cv2
 import numpy as np
-
-from detectors.backends.factory import create_detector
-from detectors.backends.onnx_backend import OnnxDetector
-from detectors.motion import MotionDetector
-from detectors.pipeline import CameraAnalyzer
-from detectors.rules import PresenceRuleSpec
-from detectors.zones import ZoneSpec
-from ingest.frame import Frame
-from ingest.options import StreamOptions
-from ingest.sources import open_source
+from gridwatch.detectors.backends.factory import create_detector
+from gridwatch.detectors.backends.onnx_backend import OnnxDetector
+from gridwatch.detectors.motion import MotionDetector
+from gridwatch.detectors.pipeline import CameraAnalyzer
+from gridwatch.detectors.rules import PresenceRuleSpec
+from gridwatch.detectors.zones import ZoneSpec
+from gridwatch.ingest.frame import Frame
+from gridwatch.ingest.options import StreamOptions
+from gridwatch.ingest.sources import open_source
 
 REPO = Path(__file__).resolve().parent.parent
 FOOTAGE = Path(os.environ.get("GRIDWATCH_FOOTAGE_DIR", REPO.parent / "shared" / "footage"))

@@ -13,7 +13,8 @@ camera video, the server's processes left out:
   worker processes, one decoder thread per camera, one analysis thread per worker, evidence
   clips' packets spooled, camera-wall previews at their idle rate as nobody looks at them,
   the main process receiving heartbeats, results and previews) in each mode, running the
-  cheap stage (the motion detector of `detectors.motion`); the object detector is left out,
+  cheap stage (the motion detector of `gridwatch.detectors.motion`); the object detector is left
+  out,
   its cost depends on the scene and is measured by `benchmarks/model_latency.py`;
 - baseline: one OpenCV VideoCapture per camera decoding every frame, motion at 5 fps;
 - a live check at the largest K the machine can serve: every camera's analysed keyframes
@@ -55,21 +56,21 @@ sys.path.insert(0, str(REPO))
 import av  # noqa: E402
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
+from gridwatch.detectors.backends.base import Detector  # noqa: E402
+from gridwatch.detectors.events import Event  # noqa: E402
+from gridwatch.detectors.motion import MotionDetector  # noqa: E402
+from gridwatch.detectors.pipeline import FrameResult  # noqa: E402
+from gridwatch.ingest.frame import Frame  # noqa: E402
+from gridwatch.ingest.options import StreamOptions  # noqa: E402
+from gridwatch.ingest.sources import open_source  # noqa: E402
 
 from benchmarks.media.make_streams import StreamSpec, camera_stream  # noqa: E402
-from detectors.backends.base import Detector  # noqa: E402
-from detectors.events import Event  # noqa: E402
-from detectors.motion import MotionDetector  # noqa: E402
-from detectors.pipeline import FrameResult  # noqa: E402
-from gridwatch.camera_shard import CameraTask  # noqa: E402
-from gridwatch.config import parse_config  # noqa: E402
-from gridwatch.messages import Kind, Message  # noqa: E402
 from gridwatch.service import CameraPipeline  # noqa: E402
-from gridwatch.supervisor import Supervisor  # noqa: E402
-from gridwatch.workers import camera_tasks, cpu_seconds, plan_shards, rss_bytes  # noqa: E402
-from ingest.frame import Frame  # noqa: E402
-from ingest.options import StreamOptions  # noqa: E402
-from ingest.sources import open_source  # noqa: E402
+from gridwatch.settings import parse_config  # noqa: E402
+from gridwatch.worker.messages import Kind, Message  # noqa: E402
+from gridwatch.worker.process import camera_tasks, cpu_seconds, plan_shards, rss_bytes  # noqa: E402
+from gridwatch.worker.shard import CameraTask  # noqa: E402
+from gridwatch.worker.supervisor import Supervisor  # noqa: E402
 from tests.support.rtsp import RtspTestServer  # noqa: E402
 
 log = logging.getLogger("ingest_capacity")
@@ -81,7 +82,7 @@ WORKERS = 2
 BASELINE_FPS = 5
 AV_OPTIONS = {"rtsp_transport": "tcp", "allowed_media_types": "video", "fflags": "nobuffer",
               "probesize": "500000", "analyzeduration": "500000"}
-"""What `ingest.av_source` opens a camera with (StreamOptions defaults)."""
+"""What `gridwatch.ingest.av_source` opens a camera with (StreamOptions defaults)."""
 
 
 # --- the cheap stage the ingester runs in this benchmark -----------------------------------
@@ -514,7 +515,7 @@ def main() -> int:
                    "server_paths": SERVER_PATHS, "transport": "tcp"},
         "setup": {"workers": WORKERS, "cost_k": args.cost_k, "active_k": args.active_k,
                   "window_s": args.window, "rounds": args.rounds,
-                  "analysis": "motion stage (detectors.motion) at the camera's rate; the "
+                  "analysis": "motion stage (gridwatch.detectors.motion) at the camera's rate; the "
                               "object detector is not run (benchmarks/model_latency.py)",
                   "baseline": f"cv2.VideoCapture per camera (FFmpeg, 1 decoder thread, TCP), "
                               f"grab() every frame, retrieve + grey + the same motion stage "

@@ -23,10 +23,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 import onnxruntime as ort
-
-from detectors.backends.onnx_backend import OnnxDetector
-from models.manifest import get_model_spec, load_manifest
-from models.weights import resolve_weights
+from gridwatch.detectors.backends.onnx_backend import OnnxDetector
+from gridwatch.models.manifest import get_model_spec, load_manifest
+from gridwatch.models.weights import resolve_weights
 
 REPO = Path(__file__).resolve().parent.parent
 FOOTAGE = Path(os.environ.get("GRIDWATCH_FOOTAGE_DIR", REPO.parent / "shared" / "footage"))

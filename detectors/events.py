@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
-    from detectors.detection import Detection
-    from ingest.frame import Frame
+    from gridwatch.detectors.detection import Detection
+    from gridwatch.ingest.frame import Frame
 
 Phase = Literal["start", "update", "end"]
 

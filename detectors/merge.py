@@ -15,8 +15,8 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from detectors.detection import Detection
-from detectors.regions import Region
+from gridwatch.detectors.detection import Detection
+from gridwatch.detectors.regions import Region
 
 log = logging.getLogger(__name__)
 

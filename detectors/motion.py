@@ -23,8 +23,7 @@ from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
-
-from detectors.costs import RunningMs
+from gridwatch.detectors.costs import RunningMs
 
 log = logging.getLogger(__name__)
 

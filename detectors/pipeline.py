@@ -16,18 +16,18 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from detectors.backends.base import Detector
-from detectors.costs import RunningMs
-from detectors.detection import Detection
-from detectors.events import Event
-from detectors.merge import box_iou, drop_border_slivers, merge_region_detections
-from detectors.motion import MotionDetector, MotionResult, MotionSettings
-from detectors.planner import LookKind, LookPlanner, LookSettings
-from detectors.regions import Region
-from detectors.rules import Rule, ZoneObservation, build_rule
-from detectors.tracking import ObjectTracker, TrackerSettings
-from detectors.zones import Zone, ZoneSpec
-from ingest.frame import Frame
+from gridwatch.detectors.backends.base import Detector
+from gridwatch.detectors.costs import RunningMs
+from gridwatch.detectors.detection import Detection
+from gridwatch.detectors.events import Event
+from gridwatch.detectors.merge import box_iou, drop_border_slivers, merge_region_detections
+from gridwatch.detectors.motion import MotionDetector, MotionResult, MotionSettings
+from gridwatch.detectors.planner import LookKind, LookPlanner, LookSettings
+from gridwatch.detectors.regions import Region
+from gridwatch.detectors.rules import Rule, ZoneObservation, build_rule
+from gridwatch.detectors.tracking import ObjectTracker, TrackerSettings
+from gridwatch.detectors.zones import Zone, ZoneSpec
+from gridwatch.ingest.frame import Frame
 
 log = logging.getLogger(__name__)
 

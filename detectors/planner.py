@@ -21,10 +21,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-from detectors.detection import Detection
-from detectors.motion import MotionResult
-from detectors.regions import Region, auto_grid, fit_aspect, grid_tiles, plan_crops
-from detectors.zones import Zone
+from gridwatch.detectors.detection import Detection
+from gridwatch.detectors.motion import MotionResult
+from gridwatch.detectors.regions import Region, auto_grid, fit_aspect, grid_tiles, plan_crops
+from gridwatch.detectors.zones import Zone
 
 log = logging.getLogger(__name__)
 

@@ -26,11 +26,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import supervision as sv
+from gridwatch.detectors.calibration import GroundMap
+from gridwatch.detectors.detection import Detection
+from gridwatch.detectors.zones import Zone
 from trackers import BIoU, ByteTrackTracker
-
-from detectors.calibration import GroundMap
-from detectors.detection import Detection
-from detectors.zones import Zone
 
 log = logging.getLogger(__name__)
 

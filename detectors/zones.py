@@ -7,10 +7,9 @@ from typing import Annotated, Literal
 
 import cv2
 import numpy as np
+from gridwatch.detectors.calibration import GroundCalibration
+from gridwatch.detectors.rules import RuleSpec
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
-
-from detectors.calibration import GroundCalibration
-from detectors.rules import RuleSpec
 
 log = logging.getLogger(__name__)
 

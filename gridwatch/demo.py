@@ -14,8 +14,8 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl
 
-from models.fetch import fetch_verified, verify_file
-from models.weights import REPO_DIR, cache_dir
+from gridwatch.models.fetch import fetch_verified, verify_file
+from gridwatch.models.weights import REPO_DIR, cache_dir
 
 log = logging.getLogger(__name__)
 

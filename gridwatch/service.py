@@ -1,10 +1,11 @@
 """The running service: camera workers, the incident queue, delivery and the HTTP API.
 
-Cameras run in worker processes (`gridwatch.supervisor`, `gridwatch.workers`): each owns a
+Cameras run in worker processes (`gridwatch.worker.supervisor`, `gridwatch.worker.process`): each
+owns a
 share of the cameras, decodes them (keyframes only while nothing happens:
-`gridwatch.adaptive`) and analyses them. This process keeps the incident store, the
+`gridwatch.worker.adaptive`) and analyses them. This process keeps the incident store, the
 IncidentManager, escalation, delivery and the API; it hears the workers' events, camera
-states, heartbeats, previews and per-frame results (`gridwatch.messages`) and keeps, per
+states, heartbeats, previews and per-frame results (`gridwatch.worker.messages`) and keeps, per
 camera, a `CameraPipeline`: what the API, the console and the metrics read. With
 `workers.count: 0` the same shard runs in this process instead (small nodes, debugging).
 A request for a camera's picture tells its worker to encode previews at the full rate for a
@@ -25,27 +26,27 @@ from typing import Any
 import uvicorn
 from sqlalchemy.engine import make_url
 
-from alerts.clips import Clip
-from alerts.delivery import OutboxDispatcher
-from alerts.escalation import EscalationJob, Escalator
-from alerts.evidence import EvidenceWriter
-from alerts.grid import Grid
-from alerts.incidents import IncidentManager
-from alerts.sinks import build_sinks
-from alerts.storage import IncidentStore, open_store
-from detectors.backends.factory import create_detector
-from detectors.events import Event
-from gridwatch.api import create_app
-from gridwatch.auth import Accounts
-from gridwatch.auth.bootstrap import ensure_admin
-from gridwatch.camera_shard import CameraTask
-from gridwatch.config import Config, ModelConfig
-from gridwatch.messages import Kind, Message, Preview
-from gridwatch.metrics import ServiceMetrics
-from gridwatch.supervisor import InProcessWorkers, Supervisor, WorkerStatus
-from gridwatch.workers import camera_tasks, plan_shards, shard_cameras, worker_count
-from ingest.redact import redact
-from models.weights import resolve_weights
+from gridwatch.accounts.bootstrap import ensure_admin
+from gridwatch.accounts.store import Accounts
+from gridwatch.alerts.delivery.dispatcher import OutboxDispatcher
+from gridwatch.alerts.delivery.sinks import build_sinks
+from gridwatch.alerts.incidents.escalation import EscalationJob, Escalator
+from gridwatch.alerts.incidents.evidence import EvidenceWriter
+from gridwatch.alerts.incidents.grid import Grid
+from gridwatch.alerts.incidents.manager import IncidentManager
+from gridwatch.alerts.store.incident_store import IncidentStore, open_store
+from gridwatch.detectors.backends.factory import create_detector
+from gridwatch.detectors.events import Event
+from gridwatch.ingest.redact import redact
+from gridwatch.models.weights import resolve_weights
+from gridwatch.settings import Config, ModelConfig
+from gridwatch.web.api import create_app
+from gridwatch.web.metrics import ServiceMetrics
+from gridwatch.worker.clips import Clip
+from gridwatch.worker.messages import Kind, Message, Preview
+from gridwatch.worker.process import camera_tasks, plan_shards, shard_cameras, worker_count
+from gridwatch.worker.shard import CameraTask
+from gridwatch.worker.supervisor import InProcessWorkers, Supervisor, WorkerStatus
 
 log = logging.getLogger(__name__)
 

@@ -9,14 +9,13 @@ from urllib.parse import urlsplit
 
 import av
 import av.error
-
-from ingest.counters import CameraCounters
-from ingest.errors import SourceError, classify
-from ingest.frame import Frame
-from ingest.options import StreamOptions
-from ingest.packet_buffer import PacketRingBuffer
-from ingest.source import MediaClock, Pacer, Source
-from ingest.state import CameraState
+from gridwatch.ingest.counters import CameraCounters
+from gridwatch.ingest.errors import SourceError, classify
+from gridwatch.ingest.frame import Frame
+from gridwatch.ingest.options import StreamOptions
+from gridwatch.ingest.packet_buffer import PacketRingBuffer
+from gridwatch.ingest.source import MediaClock, Pacer, Source
+from gridwatch.ingest.state import CameraState
 
 log = logging.getLogger(__name__)
 

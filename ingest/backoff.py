@@ -8,9 +8,8 @@ which a `Retrying` loop around one call does not model.
 from __future__ import annotations
 
 import tenacity
-
-from ingest.options import StreamOptions
-from ingest.state import REJECTED, CameraState
+from gridwatch.ingest.options import StreamOptions
+from gridwatch.ingest.state import REJECTED, CameraState
 
 
 def _policy(initial: float, maximum: float) -> tenacity.wait.wait_base:

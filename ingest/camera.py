@@ -14,19 +14,19 @@ from collections import deque
 from collections.abc import Callable
 from typing import Self
 
-from ingest.av_source import AvSource
-from ingest.backoff import Backoff
-from ingest.counters import CameraCounters
-from ingest.errors import SourceError
-from ingest.frame import Frame
-from ingest.mailbox import LatestFrame
-from ingest.options import StreamOptions
-from ingest.packet_buffer import PacketRingBuffer
-from ingest.redact import describe_error, redact
-from ingest.source import Source
-from ingest.sources import open_source
-from ingest.state import REJECTED, CameraState, StateChange
-from ingest.watchdog import WATCHDOG, StallWatchdog
+from gridwatch.ingest.av_source import AvSource
+from gridwatch.ingest.backoff import Backoff
+from gridwatch.ingest.counters import CameraCounters
+from gridwatch.ingest.errors import SourceError
+from gridwatch.ingest.frame import Frame
+from gridwatch.ingest.mailbox import LatestFrame
+from gridwatch.ingest.options import StreamOptions
+from gridwatch.ingest.packet_buffer import PacketRingBuffer
+from gridwatch.ingest.redact import describe_error, redact
+from gridwatch.ingest.source import Source
+from gridwatch.ingest.sources import open_source
+from gridwatch.ingest.state import REJECTED, CameraState, StateChange
+from gridwatch.ingest.watchdog import WATCHDOG, StallWatchdog
 
 log = logging.getLogger(__name__)
 

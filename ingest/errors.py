@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import av.error
-
-from ingest.redact import describe_error
-from ingest.state import CameraState
+from gridwatch.ingest.redact import describe_error
+from gridwatch.ingest.state import CameraState
 
 
 class SourceError(Exception):

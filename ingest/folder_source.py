@@ -9,13 +9,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
-
-from ingest.counters import CameraCounters
-from ingest.errors import SourceError
-from ingest.frame import Frame
-from ingest.options import StreamOptions
-from ingest.source import Pacer, Source
-from ingest.state import CameraState
+from gridwatch.ingest.counters import CameraCounters
+from gridwatch.ingest.errors import SourceError
+from gridwatch.ingest.frame import Frame
+from gridwatch.ingest.options import StreamOptions
+from gridwatch.ingest.source import Pacer, Source
+from gridwatch.ingest.state import CameraState
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 
-from ingest.frame import Frame
+from gridwatch.ingest.frame import Frame
 
 
 class LatestFrame:

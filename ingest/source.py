@@ -8,16 +8,16 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from typing import Self
 
-from ingest.counters import CameraCounters
-from ingest.frame import Frame
-from ingest.options import StreamOptions
-from ingest.redact import redact
+from gridwatch.ingest.counters import CameraCounters
+from gridwatch.ingest.frame import Frame
+from gridwatch.ingest.options import StreamOptions
+from gridwatch.ingest.redact import redact
 
 
 class Source(ABC):
     """An opened input that yields `Frame`s until it ends, fails or is interrupted.
 
-    Iteration raises `ingest.errors.SourceError` on failure. `interrupt()` may be called
+    Iteration raises `gridwatch.ingest.errors.SourceError` on failure. `interrupt()` may be called
     from any thread: iteration then ends at its next step (a blocked network read still
     ends only at the read timeout, which is why one is always set).
     """

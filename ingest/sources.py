@@ -5,14 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from ingest.av_source import AvSource
-from ingest.counters import CameraCounters
-from ingest.errors import SourceError
-from ingest.folder_source import ImageFolderSource
-from ingest.options import StreamOptions
-from ingest.redact import redact
-from ingest.source import Source
-from ingest.state import CameraState
+from gridwatch.ingest.av_source import AvSource
+from gridwatch.ingest.counters import CameraCounters
+from gridwatch.ingest.errors import SourceError
+from gridwatch.ingest.folder_source import ImageFolderSource
+from gridwatch.ingest.options import StreamOptions
+from gridwatch.ingest.redact import redact
+from gridwatch.ingest.source import Source
+from gridwatch.ingest.state import CameraState
 
 NETWORK_SCHEMES = frozenset({"rtsp", "rtsps", "rtmp", "rtmps", "http", "https", "srt",
                              "udp", "tcp"})

@@ -23,10 +23,9 @@ from typing import Any, Literal
 import numpy as np
 import onnxruntime as ort
 import yaml
-
-from models.fetch import file_sha256
-from models.manifest import Manifest, load_manifest
-from models.weights import cache_dir, resolve_weights
+from gridwatch.models.fetch import file_sha256
+from gridwatch.models.manifest import Manifest, load_manifest
+from gridwatch.models.weights import cache_dir, resolve_weights
 
 log = logging.getLogger(__name__)
 
@@ -206,7 +205,7 @@ def export_ultralytics(
 
     ONNX output runs on the onnxruntime and OpenVINO backends (OpenVINO reads ONNX itself);
     the OpenVINO folder is for sites that run Ultralytics' predictor on OpenVINO."""
-    from detectors.backends.ultralytics_backend import load_ultralytics, model_names
+    from gridwatch.detectors.backends.ultralytics_backend import load_ultralytics, model_names
 
     weights = Path(weights)
     if not weights.is_file():

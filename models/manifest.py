@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
+from gridwatch.models.errors import ManifestError, UnknownModelError
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -22,15 +23,14 @@ from pydantic import (
     model_validator,
 )
 
-from models.errors import ManifestError, UnknownModelError
-
 log = logging.getLogger(__name__)
 
 MANIFEST_PATH = Path(__file__).with_name("manifest.yaml")
 
 Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 OnnxFileName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+\.onnx$")]
-# The runtimes a manifest entry may choose; `detectors.backends.factory.BACKENDS` builds them.
+# The runtimes a manifest entry may choose; `gridwatch.detectors.backends.factory.BACKENDS` builds
+# them.
 BackendName = Literal["onnxruntime", "openvino", "ultralytics"]
 DEFAULT_BACKEND: BackendName = "onnxruntime"
 
@@ -55,7 +55,8 @@ class ManifestEntry(ModelSpec):
     """A spec plus where its weights come from and the checksum that makes them trustworthy.
 
     Weights come from `url`, or are made from another entry's verified weights
-    (`derived_from`, see `models.export.dynamic_copy`): either way `sha256` pins the result."""
+    (`derived_from`, see `gridwatch.models.export.dynamic_copy`): either way `sha256` pins
+    the result."""
 
     file: OnnxFileName
     url: HttpUrl | None = None

@@ -1,6 +1,6 @@
 """Finding, downloading and verifying the weights files named in the manifest.
 
-Weights are only ever used after their sha256 matches the manifest (see `models.fetch`): a
+Weights are only ever used after their sha256 matches the manifest (see `gridwatch.models.fetch`): a
 truncated download or a swapped file would otherwise give silently wrong detections.
 
 Lookup order, first hit wins: the configured model folder, $GRIDWATCH_MODEL_DIR, the shared
@@ -16,9 +16,9 @@ import logging
 import os
 from pathlib import Path
 
-from models.errors import WeightsMissingError
-from models.fetch import fetch_verified, verify_file
-from models.manifest import Manifest, ManifestEntry, load_manifest
+from gridwatch.models.errors import WeightsMissingError
+from gridwatch.models.fetch import fetch_verified, verify_file
+from gridwatch.models.manifest import Manifest, ManifestEntry, load_manifest
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +103,7 @@ def _derive(
     entry: ManifestEntry, model_dir: Path | None, manifest: Manifest, download: bool | None
 ) -> Path:
     """Make a derived graph in the cache from its origin's verified file, then check its pin."""
-    from models.export import ExportError, dynamic_copy  # needs the optional onnx package
+    from gridwatch.models.export import ExportError, dynamic_copy  # needs the optional onnx package
 
     origin = resolve_weights(str(entry.derived_from), model_dir, manifest=manifest,
                              download=download)

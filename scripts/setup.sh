@@ -53,14 +53,6 @@ if [ ! -f "$STAMP" ] || ! grep -qxF "$WANT" "$STAMP"; then
   say "installing gridwatch[$EXTRAS] into $VENV"
   "$VENV/bin/python" -m pip install -q --upgrade pip
   "$VENV/bin/python" -m pip install -q -e ".[$EXTRAS]"
-  # `trackers` (ByteTrack, Apache-2.0) declares opencv-python, which would install a second
-  # cv2 over opencv-python-headless; its other requirements are in pyproject.toml.
-  "$VENV/bin/python" -m pip install -q --no-deps "trackers==2.6.1"
-  if "$VENV/bin/python" -m pip show opencv-python >/dev/null 2>&1; then
-    say "removing opencv-python pulled in by a dependency (opencv-python-headless provides cv2)"
-    "$VENV/bin/python" -m pip uninstall -y -q opencv-python
-    "$VENV/bin/python" -m pip install -q --force-reinstall --no-deps opencv-python-headless
-  fi
   echo "$WANT" > "$STAMP"
 fi
 

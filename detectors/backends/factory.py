@@ -12,12 +12,18 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from detectors.backends.base import Detector, UnknownBackendError
-from detectors.backends.onnx_backend import OnnxDetector
-from detectors.backends.openvino_backend import OpenVinoDetector
-from detectors.backends.ultralytics_backend import UltralyticsDetector
-from models.manifest import DEFAULT_BACKEND, Manifest, ManifestEntry, ModelSpec, load_manifest
-from models.weights import is_path_like, resolve_weights
+from gridwatch.detectors.backends.base import Detector, UnknownBackendError
+from gridwatch.detectors.backends.onnx_backend import OnnxDetector
+from gridwatch.detectors.backends.openvino_backend import OpenVinoDetector
+from gridwatch.detectors.backends.ultralytics_backend import UltralyticsDetector
+from gridwatch.models.manifest import (
+    DEFAULT_BACKEND,
+    Manifest,
+    ManifestEntry,
+    ModelSpec,
+    load_manifest,
+)
+from gridwatch.models.weights import is_path_like, resolve_weights
 
 BackendBuilder = Callable[..., Detector]
 

@@ -16,18 +16,17 @@ from pathlib import Path
 import cv2
 import numpy as np
 import onnxruntime as ort
-
-from detectors.backends.base import ModelMismatchError
-from detectors.backends.letterbox import Letterboxer, LetterboxGeometry
-from detectors.backends.yolo_decode import DECODERS, MAX_DETECTIONS, Decoder, nms
-from detectors.detection import Detection
-from models.manifest import ModelSpec
+from gridwatch.detectors.backends.base import ModelMismatchError
+from gridwatch.detectors.backends.letterbox import Letterboxer, LetterboxGeometry
+from gridwatch.detectors.backends.yolo_decode import DECODERS, MAX_DETECTIONS, Decoder, nms
+from gridwatch.detectors.detection import Detection
+from gridwatch.models.manifest import ModelSpec
 
 log = logging.getLogger(__name__)
 
 
 class OnnxDetector:
-    """A YOLO graph run by onnxruntime on the CPU; see `detectors.backends.base.Detector`.
+    """A YOLO graph run by onnxruntime on the CPU; see `gridwatch.detectors.backends.base.Detector`.
 
     Not thread-safe: the canvas and input tensor are reused, so use one instance per worker.
     """

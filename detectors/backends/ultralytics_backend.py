@@ -19,13 +19,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from detectors.backends.base import ModelMismatchError
-from detectors.backends.onnx_backend import _as_bgr
-from detectors.backends.optional import require
-from detectors.backends.yolo_decode import MAX_DETECTIONS
-from detectors.detection import Detection
-from models.manifest import ModelSpec
+from gridwatch.detectors.backends.base import ModelMismatchError
+from gridwatch.detectors.backends.onnx_backend import _as_bgr
+from gridwatch.detectors.backends.optional import require
+from gridwatch.detectors.backends.yolo_decode import MAX_DETECTIONS
+from gridwatch.detectors.detection import Detection
+from gridwatch.models.manifest import ModelSpec
 
 log = logging.getLogger(__name__)
 

@@ -5,14 +5,14 @@ running `Rule` of one zone, and `ZoneObservation` is what the pipeline hands it 
 frame. See docs/rules.md.
 """
 
-from detectors.rules.common import Finding, RuleCommon, Severity, ZoneObservation
-from detectors.rules.crowd import CrowdRuleSpec
-from detectors.rules.episode import Rule
-from detectors.rules.ground import BankChangeRuleSpec
-from detectors.rules.presence import PresenceCondition, PresenceRuleSpec
-from detectors.rules.presets import CrowdPreset, IllegalFishingPreset, SandDiggingPreset
-from detectors.rules.schema import PRESETS, RULE_TAGS, RULE_TYPES, RuleSpec, build_rule
-from detectors.rules.timewindows import TimeWindow
+from gridwatch.detectors.rules.common import Finding, RuleCommon, Severity, ZoneObservation
+from gridwatch.detectors.rules.crowd import CrowdRuleSpec
+from gridwatch.detectors.rules.episode import Rule
+from gridwatch.detectors.rules.ground import BankChangeRuleSpec
+from gridwatch.detectors.rules.presence import PresenceCondition, PresenceRuleSpec
+from gridwatch.detectors.rules.presets import CrowdPreset, IllegalFishingPreset, SandDiggingPreset
+from gridwatch.detectors.rules.schema import PRESETS, RULE_TAGS, RULE_TYPES, RuleSpec, build_rule
+from gridwatch.detectors.rules.timewindows import TimeWindow
 
 __all__ = [
     "PRESETS",

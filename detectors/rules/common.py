@@ -12,14 +12,13 @@ import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal, Protocol
 
+from gridwatch.detectors.detection import Detection
+from gridwatch.detectors.rules.timewindows import TimeWindow
 from pydantic import BaseModel, ConfigDict, Field
 
-from detectors.detection import Detection
-from detectors.rules.timewindows import TimeWindow
-
 if TYPE_CHECKING:
-    from detectors.tracking import Track
-    from detectors.zones import Zone
+    from gridwatch.detectors.tracking import Track
+    from gridwatch.detectors.zones import Zone
 
 log = logging.getLogger(__name__)
 

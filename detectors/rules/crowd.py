@@ -19,10 +19,8 @@ from collections import deque
 from typing import Literal
 
 import numpy as np
-from pydantic import Field, model_validator
-
-from detectors.detection import Detection
-from detectors.rules.common import (
+from gridwatch.detectors.detection import Detection
+from gridwatch.detectors.rules.common import (
     Finding,
     RuleCommon,
     Severity,
@@ -31,6 +29,7 @@ from detectors.rules.common import (
     ZoneObservation,
     count_objects,
 )
+from pydantic import Field, model_validator
 
 log = logging.getLogger(__name__)
 

@@ -14,9 +14,9 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from detectors.detection import Detection
-from detectors.events import Event
-from detectors.rules.common import (
+from gridwatch.detectors.detection import Detection
+from gridwatch.detectors.events import Event
+from gridwatch.detectors.rules.common import (
     SEVERITY_RANK,
     Condition,
     Finding,

@@ -9,11 +9,10 @@ from __future__ import annotations
 import logging
 from typing import Literal
 
+from gridwatch.detectors.bank_change import BankChangeDetector, BankChangeSettings
+from gridwatch.detectors.detection import Detection
+from gridwatch.detectors.rules.common import Finding, RuleCommon, Severity, ZoneObservation
 from pydantic import Field
-
-from detectors.bank_change import BankChangeDetector, BankChangeSettings
-from detectors.detection import Detection
-from detectors.rules.common import Finding, RuleCommon, Severity, ZoneObservation
 
 log = logging.getLogger(__name__)
 

@@ -10,9 +10,8 @@ from __future__ import annotations
 import logging
 from typing import Literal
 
+from gridwatch.detectors.rules.common import Finding, RuleCommon, Strict, ZoneObservation
 from pydantic import Field
-
-from detectors.rules.common import Finding, RuleCommon, Strict, ZoneObservation
 
 log = logging.getLogger(__name__)
 

@@ -11,17 +11,16 @@ from __future__ import annotations
 import logging
 from typing import Literal
 
-from pydantic import Field, model_validator
-
-from detectors.bank_change import BankChangeSettings
-from detectors.rules.common import RuleCommon, Severity
-from detectors.rules.crowd import (
+from gridwatch.detectors.bank_change import BankChangeSettings
+from gridwatch.detectors.rules.common import RuleCommon, Severity
+from gridwatch.detectors.rules.crowd import (
     CrowdFields,
     DensitySettings,
     GatheringSettings,
     SurgeSettings,
 )
-from detectors.rules.presence import PresenceCondition
+from gridwatch.detectors.rules.presence import PresenceCondition
+from pydantic import Field, model_validator
 
 log = logging.getLogger(__name__)
 

@@ -11,21 +11,20 @@ from __future__ import annotations
 import logging
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator, Discriminator, Tag
-
-from detectors.bank_change import BankChangeSettings
-from detectors.rules.common import Condition, RuleCommon
-from detectors.rules.crowd import (
+from gridwatch.detectors.bank_change import BankChangeSettings
+from gridwatch.detectors.rules.common import Condition, RuleCommon
+from gridwatch.detectors.rules.crowd import (
     CrowdFields,
     CrowdRuleSpec,
     DensityCheck,
     GatheringCheck,
     SurgeCheck,
 )
-from detectors.rules.episode import Rule
-from detectors.rules.ground import BankChangeRuleSpec, GroundChangeCheck
-from detectors.rules.presence import PresenceCheck, PresenceCondition, PresenceRuleSpec
-from detectors.rules.presets import CrowdPreset, IllegalFishingPreset, SandDiggingPreset
+from gridwatch.detectors.rules.episode import Rule
+from gridwatch.detectors.rules.ground import BankChangeRuleSpec, GroundChangeCheck
+from gridwatch.detectors.rules.presence import PresenceCheck, PresenceCondition, PresenceRuleSpec
+from gridwatch.detectors.rules.presets import CrowdPreset, IllegalFishingPreset, SandDiggingPreset
+from pydantic import BeforeValidator, Discriminator, Tag
 
 log = logging.getLogger(__name__)
 

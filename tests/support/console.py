@@ -17,10 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gridwatch.api import create_app
-from gridwatch.auth.bootstrap import PASSWORD_ENV
-from gridwatch.config import Config, parse_config
+from gridwatch.accounts.bootstrap import PASSWORD_ENV
 from gridwatch.service import Service
+from gridwatch.settings import Config, parse_config
+from gridwatch.web.api import create_app
 from tests.support.gridapp import PASSWORD, cli_admin
 from tests.support.served import Served, serve
 

@@ -14,14 +14,15 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from gridwatch.alerts.incidents.evidence import EvidenceWriter
+from gridwatch.alerts.incidents.grid import Grid
+from gridwatch.alerts.incidents.manager import IncidentManager
+from gridwatch.alerts.store.incident_store import IncidentStore
 
-from alerts.evidence import EvidenceWriter
-from alerts.grid import Grid
-from alerts.incidents import IncidentManager
-from alerts.storage import IncidentStore
-from gridwatch.api import create_app
-from gridwatch.auth import CSRF_HEADER, Accounts, Role, User
-from gridwatch.config import parse_config
+from gridwatch.accounts.store import Accounts, Role, User
+from gridwatch.settings import parse_config
+from gridwatch.web.api import create_app
+from gridwatch.web.auth import CSRF_HEADER
 from tests.support.grid_data import CAMERAS, PASSWORD, config_data
 
 pytest_plugins = ("tests.support.db",)

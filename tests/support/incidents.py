@@ -9,10 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import cv2
-
-from detectors.detection import Detection
-from detectors.events import Event
-from ingest.frame import Frame
+from gridwatch.detectors.detection import Detection
+from gridwatch.detectors.events import Event
+from gridwatch.ingest.frame import Frame
 
 # 2025-06-15 12:00:00 UTC: media time t maps to wall time BASE_WALL + t in these tests.
 BASE_WALL = 1_749_988_800.0

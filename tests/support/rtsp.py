@@ -22,7 +22,7 @@ from urllib.parse import quote
 
 import av
 
-from gridwatch.config import Config, parse_config
+from gridwatch.settings import Config, parse_config
 from tests.support.processes import die_with_parent
 
 REPO = Path(__file__).resolve().parents[2]

@@ -1,6 +1,7 @@
 """Decoded frames of a real clip, sampled at a media-time step like the service samples them.
 
-Frames come from `ingest.sources.open_source`, so they carry the decoder's luma plane (what
+Frames come from `gridwatch.ingest.sources.open_source`, so they carry the decoder's luma plane
+(what
 the motion stage reads in production) and a lazy BGR conversion.
 """
 
@@ -9,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-from ingest.frame import Frame
-from ingest.options import StreamOptions
-from ingest.sources import open_source
+from gridwatch.ingest.frame import Frame
+from gridwatch.ingest.options import StreamOptions
+from gridwatch.ingest.sources import open_source
 
 
 def sampled_frames(path: Path, step_s: float = 0.0, start: float = 0.0,

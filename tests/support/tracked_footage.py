@@ -15,14 +15,13 @@ from pathlib import Path
 import av
 import cv2
 import numpy as np
-
-from detectors.backends.base import Detector
-from detectors.backends.factory import create_detector
-from detectors.detection import Detection
-from detectors.rules import ZoneObservation
-from detectors.tracking import ObjectTracker, Track
-from detectors.zones import Zone, ZoneSpec
-from ingest.frame import Frame
+from gridwatch.detectors.backends.base import Detector
+from gridwatch.detectors.backends.factory import create_detector
+from gridwatch.detectors.detection import Detection
+from gridwatch.detectors.rules import ZoneObservation
+from gridwatch.detectors.tracking import ObjectTracker, Track
+from gridwatch.detectors.zones import Zone, ZoneSpec
+from gridwatch.ingest.frame import Frame
 
 # 2026-05-15 12:00:00 UTC (inside a 03-01..06-30 season): wall = BASE_WALL + t in these tests.
 BASE_WALL = 1_778_846_400.0

@@ -1,0 +1,1 @@
+"""Delivery of incident changes to other systems: the outbox, its dispatcher and the sinks."""

@@ -1,1 +1,0 @@
-"""Alembic migrations of the incident database, run by `alerts.storage.open_store`."""

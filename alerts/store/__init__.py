@@ -1,0 +1,1 @@
+"""The store: tables, engine, migrations and the queries behind `IncidentStore` methods."""

@@ -1,0 +1,45 @@
+"""Alembic environment for the incident database.
+
+`open_store` hands over its own connection, already inside the transaction that holds the
+migration lock, so the migration runs on exactly the engine (and SQLite pragmas) the service
+uses. From the alembic command line, pass the database with `-x url=...`.
+"""
+
+from __future__ import annotations
+
+from alembic import context
+from gridwatch.alerts.store.tables import Base
+from sqlalchemy import Connection
+
+
+def _run(connection: Connection) -> None:
+    context.configure(
+        connection=connection,
+        target_metadata=Base.metadata,
+        # SQLite alters tables by copying them; batch mode does that for later revisions.
+        render_as_batch=connection.dialect.name == "sqlite",
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+def _run_from_command_line() -> None:
+    from gridwatch.alerts.store.incident_store import make_engine
+
+    url = context.get_x_argument(as_dictionary=True).get("url")
+    if not url:
+        raise SystemExit("pass the database: alembic -x url=sqlite:///path/to.db ...")
+    engine = make_engine(url)
+    try:
+        with engine.connect() as connection:
+            _run(connection)
+            connection.commit()
+    finally:
+        engine.dispose()
+
+
+handed_over = context.config.attributes.get("connection")
+if handed_over is not None:
+    _run(handed_over)
+else:
+    _run_from_command_line()

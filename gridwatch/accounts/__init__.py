@@ -1,0 +1,1 @@
+"""Users, sessions, API tokens and the audit log: who may do what, and who did."""

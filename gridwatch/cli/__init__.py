@@ -1,0 +1,1 @@
+"""The command line: `gridwatch serve | check-config | analyze | users | models`."""

@@ -1,0 +1,81 @@
+"""The HTTP API (FastAPI): health, login, cameras, incidents, the grid, reports, accounts.
+
+The app is built around a `ServiceView` so that the same routes serve the running service
+and tests; it never touches ingest or detection directly, only their published state.
+Every route but `/api/health` and `/api/login` needs an authenticated user
+(`gridwatch.web.auth.current_user`), and every answer is cut to the grid cells the user may see:
+an incident or camera outside them is answered with 404, exactly as if it did not exist.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Protocol
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+import gridwatch
+from gridwatch.accounts.store import AccountConflict, AccountNotFound, Accounts, OutOfScope
+from gridwatch.alerts.incidents.evidence import EvidenceWriter
+from gridwatch.alerts.incidents.grid import Grid
+from gridwatch.alerts.store.incident_store import IncidentStore
+from gridwatch.web import console
+from gridwatch.web.api import admin, cameras, incidents, outbox, reports, session
+
+log = logging.getLogger(__name__)
+
+DESCRIPTION = """Camera health and the grid incident queue of a Gridwatch node.
+
+Authenticate with the console's session cookie (`POST /api/login`; state-changing requests
+also send the `X-CSRF-Token` header) or an API token (`Authorization: Bearer gw_...`).
+Answers only show what the user's grid scope covers; anything outside it is a 404.
+"""
+
+
+class ServiceView(Protocol):
+    """What the API needs from the running service."""
+
+    store: IncidentStore
+    evidence: EvidenceWriter
+    grid: Grid
+    accounts: Accounts
+
+    def camera_health(self) -> list[dict[str, Any]]: ...
+
+
+def create_app(service: ServiceView) -> FastAPI:
+    app = FastAPI(title="Gridwatch", version=gridwatch.__version__, description=DESCRIPTION)
+    app.state.service = service
+    app.state.accounts = service.accounts
+
+    @app.get("/api/health", tags=["health"])
+    def health() -> dict[str, Any]:
+        """Liveness for load balancers and monitors; the only route without a login."""
+        states: dict[str, int] = {}
+        for cam in service.camera_health():
+            states[cam["state"]] = states.get(cam["state"], 0) + 1
+        return {"status": "ok", "version": gridwatch.__version__, "cameras": states}
+
+    for module in (session, cameras, incidents, reports, admin, outbox):
+        app.include_router(module.build(service))
+    app.include_router(console.build(service))
+    # Prometheus scrape route (`gridwatch.web.metrics`): the running service has one, test
+    # doubles of the service need not.
+    metrics = getattr(service, "metrics", None)
+    if metrics is not None:
+        app.include_router(metrics.router())
+
+    @app.exception_handler(AccountNotFound)
+    def _not_found(_request: Request, exc: AccountNotFound) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=404)
+
+    @app.exception_handler(AccountConflict)
+    def _conflict(_request: Request, exc: AccountConflict) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=409)
+
+    @app.exception_handler(OutOfScope)
+    def _out_of_scope(_request: Request, exc: OutOfScope) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=403)
+
+    return app

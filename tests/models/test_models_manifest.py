@@ -1,0 +1,95 @@
+"""The packaged model manifest describes the real shared weights, and bad manifests are rejected
+with an error naming the field."""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+from pathlib import Path
+
+import onnxruntime as ort
+import pytest
+import yaml
+from gridwatch.models.errors import ManifestError, UnknownModelError
+from gridwatch.models.manifest import MANIFEST_PATH, get_model_spec, load_manifest
+
+MODEL_NAMES = ["yolox_nano_coco_416", "yolov8n_coco_640_int8"]
+
+
+def test_manifest_lists_both_shipped_models_with_licence_and_format() -> None:
+    manifest = load_manifest()
+    # yolox_nano_coco_320 is made locally from yolox_nano_coco_416
+    # (tests/models/test_models_export.py).
+    assert sorted(manifest.models) == sorted([*MODEL_NAMES, "yolox_nano_coco_320"])
+    yolox, yolov8 = (get_model_spec(n) for n in MODEL_NAMES)
+    assert (yolox.licence, yolox.output_format) == ("Apache-2.0", "yolox")
+    assert (yolox.input_size, yolox.input_colour, yolox.input_range) == ((416, 416), "bgr", "0-255")
+    assert (yolov8.licence, yolov8.output_format) == ("AGPL-3.0", "yolov8")
+    assert (yolov8.input_size, yolov8.input_colour) == ((640, 640), "rgb")
+    assert yolov8.input_range == "0-1"
+    for spec in (yolox, yolov8):
+        assert str(spec.url).startswith("https://raw.githubusercontent.com/")
+        assert len(spec.names) == 80
+        assert (spec.names[0], spec.names[2], spec.names[8]) == ("person", "car", "boat")
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_manifest_sha256_and_size_match_the_shared_weights(name: str, models_dir: Path) -> None:
+    spec = get_model_spec(name)
+    data = (models_dir / spec.file).read_bytes()
+    assert len(data) == spec.bytes
+    assert hashlib.sha256(data).hexdigest() == spec.sha256
+
+
+def test_manifest_class_names_match_the_names_embedded_in_the_ultralytics_export(
+    models_dir: Path,
+) -> None:
+    spec = get_model_spec("yolov8n_coco_640_int8")
+    session = ort.InferenceSession(str(models_dir / spec.file), providers=["CPUExecutionProvider"])
+    embedded = ast.literal_eval(session.get_modelmeta().custom_metadata_map["names"])
+    assert tuple(embedded[i] for i in range(len(embedded))) == spec.names
+
+
+def test_unknown_model_name_lists_the_known_ones() -> None:
+    with pytest.raises(UnknownModelError) as err:
+        get_model_spec("yolov99_imaginary")
+    message = str(err.value)
+    assert "yolov99_imaginary" in message
+    for name in MODEL_NAMES:
+        assert name in message
+
+
+def _broken_manifest(tmp_path: Path, **changes: object) -> Path:
+    data = yaml.safe_load(MANIFEST_PATH.read_text())
+    data["models"]["yolox_nano_coco_416"].update(changes)
+    path = tmp_path / "manifest.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("changes", "named"),
+    [
+        ({"sha256": "not-a-hash"}, "sha256"),
+        ({"output_format": "detr"}, "output_format"),
+        ({"input_size": [416]}, "input_size"),
+        ({"classes": "imagenet"}, "imagenet"),
+        ({"file": "../../etc/passwd"}, "file"),
+        ({"url": "not a url"}, "url"),
+        ({"colour_space": "bgr"}, "colour_space"),
+    ],
+)
+def test_invalid_manifest_entry_is_rejected_naming_the_field(
+    tmp_path: Path, changes: dict, named: str
+) -> None:
+    with pytest.raises(ManifestError) as err:
+        load_manifest(_broken_manifest(tmp_path, **changes))
+    assert named in str(err.value)
+    assert "manifest" in str(err.value)
+
+
+def test_manifest_that_is_not_yaml_gives_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "manifest.yaml"
+    path.write_text("models: [unclosed\n")
+    with pytest.raises(ManifestError, match="not valid YAML"):
+        load_manifest(path)
