@@ -35,9 +35,9 @@ from gridwatch.alerts.incidents.evidence import EvidenceWriter
 from gridwatch.alerts.incidents.grid import Grid
 from gridwatch.alerts.incidents.manager import IncidentManager
 from gridwatch.alerts.store.incident_store import IncidentStore, open_store
+from gridwatch.common.redact import redact
 from gridwatch.detectors.backends.factory import create_detector
 from gridwatch.detectors.events import Event
-from gridwatch.ingest.redact import redact
 from gridwatch.models.weights import resolve_weights
 from gridwatch.settings import Config, ModelConfig
 from gridwatch.web.api import create_app

@@ -22,11 +22,12 @@ from gridwatch.ingest.frame import Frame
 from gridwatch.ingest.mailbox import LatestFrame
 from gridwatch.ingest.options import StreamOptions
 from gridwatch.ingest.packet_buffer import PacketRingBuffer
-from gridwatch.ingest.redact import describe_error, redact
 from gridwatch.ingest.source import Source
 from gridwatch.ingest.sources import open_source
 from gridwatch.ingest.state import REJECTED, CameraState, StateChange
 from gridwatch.ingest.watchdog import WATCHDOG, StallWatchdog
+
+from gridwatch.common.redact import describe_error, redact
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,8 @@ from typing import Self
 from gridwatch.ingest.counters import CameraCounters
 from gridwatch.ingest.frame import Frame
 from gridwatch.ingest.options import StreamOptions
-from gridwatch.ingest.redact import redact
+
+from gridwatch.common.redact import redact
 
 
 class Source(ABC):

@@ -10,9 +10,10 @@ from gridwatch.ingest.counters import CameraCounters
 from gridwatch.ingest.errors import SourceError
 from gridwatch.ingest.folder_source import ImageFolderSource
 from gridwatch.ingest.options import StreamOptions
-from gridwatch.ingest.redact import redact
 from gridwatch.ingest.source import Source
 from gridwatch.ingest.state import CameraState
+
+from gridwatch.common.redact import redact
 
 NETWORK_SCHEMES = frozenset({"rtsp", "rtsps", "rtmp", "rtmps", "http", "https", "srt",
                              "udp", "tcp"})

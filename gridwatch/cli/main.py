@@ -12,7 +12,7 @@ import logging
 import sys
 from pathlib import Path
 
-from gridwatch.ingest.redact import redact
+from gridwatch.common.redact import redact
 from gridwatch.settings import ConfigError, load_config
 
 log = logging.getLogger(__name__)

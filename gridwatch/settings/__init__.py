@@ -18,10 +18,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from gridwatch.alerts.delivery.sinks.specs import DeliverySpec, SinkSpec
 from gridwatch.alerts.incidents.escalation import DeadlinesSpec
 from gridwatch.alerts.incidents.grid import GridSpec
+from gridwatch.common.redact import redact
 from gridwatch.detectors.rules import RULE_TAGS
 from gridwatch.detectors.zones import ZoneSpec
 from gridwatch.ingest.options import StreamOptions
-from gridwatch.ingest.redact import redact
 from gridwatch.worker.clips import ClipSettings
 
 log = logging.getLogger(__name__)

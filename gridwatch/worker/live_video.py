@@ -24,8 +24,8 @@ import av
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from av.bitstream import BitStreamFilterContext
 
+from gridwatch.common.redact import redact
 from gridwatch.ingest.options import StreamOptions
-from gridwatch.ingest.redact import redact
 
 log = logging.getLogger(__name__)
 

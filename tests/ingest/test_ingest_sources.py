@@ -15,10 +15,11 @@ from gridwatch.ingest.camera import CameraRunner
 from gridwatch.ingest.errors import SourceError
 from gridwatch.ingest.mailbox import LatestFrame
 from gridwatch.ingest.options import StreamOptions
-from gridwatch.ingest.redact import redact
 from gridwatch.ingest.sources import open_source
 from gridwatch.ingest.state import CameraState
 from pydantic import ValidationError
+
+from gridwatch.common.redact import redact
 
 
 def _increasing(values: list[float]) -> bool:
