@@ -30,10 +30,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_random
 
+from gridwatch.common.severity import SEVERITIES, SEVERITY_RANK
+
 log = logging.getLogger(__name__)
 
-SEVERITIES = ("low", "medium", "high", "critical")
-_RANK = {name: rank for rank, name in enumerate(SEVERITIES)}
 PHASES = ("start", "update", "end")
 # A worker's clip names the time of the event that started it, which is the incident's start
 # as stored; the slack only absorbs rounding by the database.
@@ -282,7 +282,7 @@ class IncidentManager:
                 objects[cls] = count
         if objects != row.objects:
             row.objects, changed = objects, True
-        if _RANK[event.severity] > _RANK.get(row.severity, -1):
+        if SEVERITY_RANK[event.severity] > SEVERITY_RANK.get(row.severity, -1):
             row.severity, changed = event.severity, True
         zone_name = _zone_name(event)
         if zone_name is not None and zone_name != row.zone_name:
@@ -336,7 +336,7 @@ def _check(event: Event) -> None:
             raise ValueError(f"{where}: {field} must be a non-empty string, got {value!r}")
     if event.phase not in PHASES:
         raise ValueError(f"{where}: phase {event.phase!r} is not one of {', '.join(PHASES)}")
-    if event.severity not in _RANK:
+    if event.severity not in SEVERITY_RANK:
         raise ValueError(
             f"{where}: severity {event.severity!r} is not one of {', '.join(SEVERITIES)}"
         )

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from gridwatch.detectors.detection import Detection
 from gridwatch.detectors.rules.timewindows import TimeWindow
 from pydantic import BaseModel, ConfigDict, Field
+
+from gridwatch.common.severity import Severity
 
 if TYPE_CHECKING:
     from gridwatch.detectors.tracking import Track
@@ -22,8 +24,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-Severity = Literal["low", "medium", "high", "critical"]
-SEVERITY_RANK: dict[str, int] = {"low": 0, "medium": 1, "high": 2, "critical": 3}
 
 
 @dataclass(slots=True)

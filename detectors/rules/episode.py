@@ -16,14 +16,9 @@ from dataclasses import dataclass
 
 from gridwatch.detectors.detection import Detection
 from gridwatch.detectors.events import Event
-from gridwatch.detectors.rules.common import (
-    SEVERITY_RANK,
-    Condition,
-    Finding,
-    RuleCommon,
-    Severity,
-    ZoneObservation,
-)
+from gridwatch.detectors.rules.common import Condition, Finding, RuleCommon, ZoneObservation
+
+from gridwatch.common.severity import SEVERITY_RANK, Severity
 
 log = logging.getLogger(__name__)
 

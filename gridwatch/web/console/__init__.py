@@ -24,7 +24,7 @@ from fastapi import APIRouter, FastAPI, HTTPException
 from fastapi.responses import FileResponse, RedirectResponse
 
 from gridwatch.alerts.incidents.lifecycle import ALLOWED, Status
-from gridwatch.alerts.incidents.manager import SEVERITIES
+from gridwatch.common.severity import SEVERITIES
 from gridwatch.web import live_feed, webrtc
 from gridwatch.web.auth import CurrentUser
 
