@@ -21,6 +21,7 @@ from gridwatch.alerts.incidents.evidence import EvidenceWriter
 from gridwatch.alerts.incidents.manager import IncidentManager
 from gridwatch.alerts.store.incident_store import open_store
 from gridwatch.alerts.store.views import Incident
+from gridwatch.demo import SCHEME, clips, is_demo
 from gridwatch.detectors.backends.factory import create_detector
 from gridwatch.detectors.pipeline import CameraAnalyzer, FrameResult
 from gridwatch.detectors.rules import PresenceRuleSpec
@@ -68,13 +69,24 @@ def adhoc_camera(camera_id: str, url: str) -> CameraConfig:
 
 
 def match_camera(config: Config, input_path: str) -> CameraConfig | None:
-    """The configured camera whose stream is this input, so its zones and rules apply."""
+    """The configured camera whose stream is this input, so its zones and rules apply.
+
+    A `demo:NAME` camera matches its clip by file name, so that analysing a copy of the clip
+    needs neither the footage folder nor a download to find the camera's zones.
+    """
     wanted = _canonical(input_path)
     for cam in config.cameras:
         for url in (cam.url, cam.analysis_url):
-            if url and _canonical(resolve_url(url)) == wanted:
+            if url and _same_stream(url, wanted):
                 return cam
     return None
+
+
+def _same_stream(url: str, wanted: str) -> bool:
+    if is_demo(url):
+        clip = clips().get(url.removeprefix(SCHEME))
+        return clip is not None and Path(wanted).name == clip.file
+    return _canonical(url) == wanted
 
 
 def _canonical(url: str) -> str:
