@@ -9,13 +9,12 @@ const LEVELS = [["cell", "Grid cell"], ["community", "Community / village"],
                 ["township", "Township"], ["city", "City"]];
 
 export function mount(root, _ctx, _arg, query) {
-  const today = new Date();
-  const iso = `${today.getFullYear()}-${String(today.getMonth() + 1).padStart(2, "0")}-`
-    + String(today.getDate()).padStart(2, "0");
+  // Without a chosen day the API reports the grid's today (in the grid's time zone, which
+  // may be another date than the browser's); the field then shows that day.
   const period = select("period", PERIODS, query.get("period") || "dekad");
   const level = select("level", LEVELS, query.get("level") || "cell");
   const day = h("input", {type: "date", name: "date", id: "report-date",
-                          value: query.get("date") || iso});
+                          value: query.get("date") || ""});
   const csv = h("a", {class: "btn small", id: "report-csv", download: true}, "Download CSV");
   const heading = h("span", {class: "muted", id: "report-range"});
   const error = h("div", {class: "error-box", hidden: true});
@@ -39,7 +38,8 @@ export function mount(root, _ctx, _arg, query) {
     h("section", {class: "panel", style: "flex:1;min-height:0"}, h("h2", {}, "Figures"), table)));
 
   async function load() {
-    const params = {period: period.value, date: day.value, level: level.value};
+    const params = {period: period.value, level: level.value};
+    if (day.value) params.date = day.value;
     csv.href = urlWith("/api/reports", {...params, format: "csv"}).toString();
     error.hidden = true;
     let report;
@@ -50,6 +50,7 @@ export function mount(root, _ctx, _arg, query) {
       error.hidden = false;
       return;
     }
+    if (!day.value) day.value = report.start.slice(0, 10);
     const end = new Date(new Date(report.end).getTime() - 1);
     heading.textContent = `${report.start.slice(0, 10)} to ${end.toISOString().slice(0, 10)}`
       + ` (${report.timezone})`;
