@@ -16,7 +16,8 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from gridwatch.alerts.store.tables import AuditRow, utcnow
+from gridwatch.accounts.tables import AuditRow
+from gridwatch.alerts.store.tables import utcnow
 
 log = logging.getLogger(__name__)
 

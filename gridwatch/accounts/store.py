@@ -29,9 +29,10 @@ from gridwatch.accounts.passwords import (
     needs_rehash,
     verify_password,
 )
+from gridwatch.accounts.tables import ApiTokenRow, SessionRow, UserRow
 from gridwatch.alerts.incidents.grid import WHOLE_CITY, Grid
 from gridwatch.alerts.store.incident_store import IncidentStore
-from gridwatch.alerts.store.tables import ApiTokenRow, SessionRow, UserRow, utcnow
+from gridwatch.alerts.store.tables import utcnow
 
 log = logging.getLogger(__name__)
 

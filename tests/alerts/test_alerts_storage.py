@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import importlib
 import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from alembic.autogenerate import compare_metadata
+from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from gridwatch.alerts.incidents.evidence import EvidenceWriter
@@ -26,6 +28,10 @@ from tests.support.incidents import BASE_WALL, event, mot_frame, mot_people
 pytest_plugins = ("tests.support.db",)
 
 HEAD = ScriptDirectory(str(MIGRATIONS_DIR)).get_current_head()
+# The tables of the whole database, as the migration environment sees them.
+TABLE_MODULES = Config(str(MIGRATIONS_DIR / "alembic.ini")).get_main_option("table_modules")
+for _module in (TABLE_MODULES or "").split():
+    importlib.import_module(_module)
 
 
 class Boom(RuntimeError):
@@ -52,6 +58,7 @@ def test_fresh_database_is_migrated_to_the_schema_of_the_models(store):
     assert drift == []
     tables = set(inspect(store.engine).get_table_names())
     assert {"incidents", "incident_transitions", "outbox", "alembic_version"} <= tables
+    assert {"users", "sessions", "api_tokens", "audit_log"} <= set(Base.metadata.tables)
 
 
 def test_opening_a_migrated_database_again_changes_nothing(database_url, manager):

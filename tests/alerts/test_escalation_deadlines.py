@@ -12,9 +12,10 @@ from alembic.config import Config as AlembicConfig
 from gridwatch.alerts.incidents.escalation import DeadlinesSpec, Escalator
 from gridwatch.alerts.incidents.grid import Grid, GridSpec
 from gridwatch.alerts.store.incident_store import MIGRATIONS_DIR, make_engine, open_store
-from gridwatch.alerts.store.tables import AuditRow, OutboxRow
+from gridwatch.alerts.store.tables import OutboxRow
 from sqlalchemy import select, text
 
+from gridwatch.accounts.tables import AuditRow
 from tests.support.grid_data import GRID_CONFIG
 from tests.support.incidents import BASE_WALL, event
 

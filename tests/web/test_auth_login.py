@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from fastapi.testclient import TestClient
-from gridwatch.alerts.store.tables import AuditRow, SessionRow, UserRow
 from sqlalchemy import select
 
+from gridwatch.accounts.tables import AuditRow, SessionRow, UserRow
 from gridwatch.web.auth import CSRF_HEADER, SESSION_COOKIE
 
 if TYPE_CHECKING:

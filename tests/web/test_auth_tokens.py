@@ -11,9 +11,9 @@ from typing import TYPE_CHECKING
 
 import yaml
 from fastapi.testclient import TestClient
-from gridwatch.alerts.store.tables import ApiTokenRow, AuditRow
 from sqlalchemy import select
 
+from gridwatch.accounts.tables import ApiTokenRow, AuditRow
 from tests.support.grid_data import config_data
 
 if TYPE_CHECKING:
