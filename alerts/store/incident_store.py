@@ -411,6 +411,13 @@ class IncidentStore:
             found = {status: count for status, count in session.execute(query)}
         return {s.value: found.get(s.value, 0) for s in Status}
 
+    def counts_by_kind_and_status(self) -> dict[tuple[str, str], int]:
+        """How many incidents there are of each (kind, status) that has any (the metrics)."""
+        query = (select(IncidentRow.kind, IncidentRow.status, func.count())
+                 .group_by(IncidentRow.kind, IncidentRow.status))
+        with self.reading() as session:
+            return {(kind, status): count for kind, status, count in session.execute(query)}
+
     @staticmethod
     def _filtered(
         query: Select,
