@@ -26,6 +26,7 @@ from typing import Any
 import uvicorn
 from sqlalchemy.engine import make_url
 
+from gridwatch.accounts import audit
 from gridwatch.accounts.bootstrap import ensure_admin
 from gridwatch.accounts.store import Accounts
 from gridwatch.alerts.delivery.dispatcher import OutboxDispatcher
@@ -295,7 +296,8 @@ class Service:
                                  login_window_s=auth.login_window_s,
                                  cookie_secure=auth.cookie_secure)
         ensure_admin(self.accounts, auth.admin_username)
-        self.escalation = EscalationJob(Escalator(self.store, self.grid, config.deadlines),
+        self.escalation = EscalationJob(Escalator(self.store, self.grid, config.deadlines,
+                                                  record_action=audit.record),
                                         config.deadlines.check_interval_s)
         self.manager = IncidentManager(self.store, self.evidence,
                                        cooldown_s=config.incident_cooldown_s,

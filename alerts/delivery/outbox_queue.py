@@ -25,7 +25,7 @@ from datetime import datetime, timedelta
 from typing import Literal
 
 from gridwatch.alerts.delivery.sinks.base import Message
-from gridwatch.alerts.store.incident_store import IncidentStore
+from gridwatch.alerts.store.incident_store import IncidentStore, rows_changed
 from gridwatch.alerts.store.tables import IncidentRow, OutboxDeliveryRow, OutboxRow, utcnow
 from sqlalchemy import ColumnElement, delete, func, or_, select, text, update
 from sqlalchemy.orm import Session
@@ -327,7 +327,7 @@ def release_leases(store: IncidentStore, node: str) -> int:
             .values(claimed_until=None, claimed_by=None, claim_token=None)
             .execution_options(synchronize_session=False)
         )
-    return result.rowcount or 0
+    return rows_changed(result)
 
 
 def next_due(store: IncidentStore) -> datetime | None:
@@ -444,4 +444,4 @@ def purge_delivered(store: IncidentStore, older_than: datetime) -> int:
             .where(OutboxRow.delivered_at.is_not(None), OutboxRow.delivered_at < older_than)
             .execution_options(synchronize_session=False)
         )
-    return result.rowcount or 0
+    return rows_changed(result)

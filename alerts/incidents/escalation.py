@@ -5,7 +5,8 @@ once (`ack_due_at`, `resolve_due_at`) and a `next_check_at`, so a restarted node
 node sharing PostgreSQL, picks up exactly where the last run stopped. Every escalation is a
 conditional UPDATE on the flag it sets: whichever node runs the step first wins, the other
 updates no row, and the step's audit entry and outbox message are written only by the winner
-in the same transaction.
+in the same transaction. The audit log sits above this layer, with authentication: the
+composition root hands its writer in as `record_action`.
 """
 
 from __future__ import annotations
@@ -15,18 +16,17 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import Any, Literal, Protocol
 
 from gridwatch.alerts.delivery.outbox import enqueue
 from gridwatch.alerts.incidents.grid import Grid
 from gridwatch.alerts.incidents.lifecycle import Status
-from gridwatch.alerts.store.incident_store import IncidentStore, incident_view
+from gridwatch.alerts.store.incident_store import IncidentStore, incident_view, rows_changed
 from gridwatch.alerts.store.tables import IncidentRow, utcnow
 from gridwatch.alerts.store.views import Incident
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import select, update
-
-from gridwatch.accounts.audit import record
+from sqlalchemy.orm import Session
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +93,14 @@ class DeadlinesSpec(_Strict):
         )
 
 
+class RecordAction(Protocol):
+    """Adds an entry for a system action to the transaction of `session` (the audit log)."""
+
+    def __call__(self, session: Session, actor: str, action: str, *, target: str | None = None,
+                 details: dict[str, Any] | None = None, at: datetime | None = None) -> object:
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class Escalation:
     incident_id: str
@@ -105,14 +113,16 @@ class Escalation:
 class Escalator:
     """One pass stamps new incidents' deadlines and escalates those whose deadline passed.
 
+    Each escalation is written to the audit log through `record_action`, in its transaction.
     `clock` returns the current aware UTC time; tests pass their own to move time.
     """
 
-    def __init__(self, store: IncidentStore, grid: Grid, deadlines: DeadlinesSpec,
-                 clock: Callable[[], datetime] = utcnow) -> None:
+    def __init__(self, store: IncidentStore, grid: Grid, deadlines: DeadlinesSpec, *,
+                 record_action: RecordAction, clock: Callable[[], datetime] = utcnow) -> None:
         self.store = store
         self.grid = grid
         self.deadlines = deadlines
+        self.record_action = record_action
         self.clock = clock
 
     def run_once(self) -> list[Escalation]:
@@ -186,7 +196,7 @@ class Escalator:
                 return None
             cell, level, due_at = row
             target = self.grid.escalation_target(cell, level + 1)
-            won = session.execute(
+            won = rows_changed(session.execute(
                 update(IncidentRow)
                 .where(
                     IncidentRow.id == incident_id,
@@ -203,9 +213,10 @@ class Escalator:
                     IncidentRow.updated_at: now,
                 })
                 .execution_options(synchronize_session=False)
-            ).rowcount
+            ))
             if won != 1:
                 return None
+            assert due_at is not None  # the UPDATE matched `due <= now`
             escalation = Escalation(incident_id, step, level + 1, target.id, due_at)
             stored = session.get(IncidentRow, incident_id, populate_existing=True)
             assert stored is not None
@@ -214,8 +225,8 @@ class Escalator:
                        "escalated_to_level": target.level, "due_at": due_at.isoformat(),
                        "grid_cell": cell}
             enqueue(session, incident, "incident.escalated", escalation=details)
-            record(session, SYSTEM_ACTOR, "incident.escalated", target=incident_id,
-                   details=details, at=now)
+            self.record_action(session, SYSTEM_ACTOR, "incident.escalated",
+                               target=incident_id, details=details, at=now)
         log.warning("incident %s missed its %s deadline (%s): escalated to %s %s",
                     incident_id, step, due_at.isoformat(), target.level, target.id)
         self.store.announce(incident)

@@ -30,7 +30,9 @@ from gridwatch.alerts.store.tables import IncidentRow, TransitionRow, utcnow
 from gridwatch.alerts.store.views import Incident, Transition
 from sqlalchemy import (
     Connection,
+    CursorResult,
     Engine,
+    Result,
     ScalarSelect,
     Select,
     create_engine,
@@ -77,6 +79,16 @@ class IncidentPage:
 
 def redact(url: str | URL) -> str:
     return make_url(url).render_as_string(hide_password=True)
+
+
+def rows_changed(result: Result[Any]) -> int:
+    """How many rows an UPDATE or DELETE run through a session matched.
+
+    The session types every result as a plain `Result`, but a DML statement's is the
+    `CursorResult` that counts them.
+    """
+    assert isinstance(result, CursorResult)
+    return result.rowcount
 
 
 def make_engine(url: str) -> Engine:

@@ -15,6 +15,7 @@ from gridwatch.alerts.store.incident_store import MIGRATIONS_DIR, make_engine, o
 from gridwatch.alerts.store.tables import OutboxRow
 from sqlalchemy import select, text
 
+from gridwatch.accounts import audit
 from gridwatch.accounts.tables import AuditRow
 from tests.support.grid_data import GRID_CONFIG
 from tests.support.incidents import BASE_WALL, event
@@ -31,7 +32,8 @@ DEADLINES = DeadlinesSpec.model_validate({
 
 
 def escalator(env: Env, store=None) -> Escalator:
-    return Escalator(store or env.store, env.service.grid, DEADLINES, clock=env.clock)
+    return Escalator(store or env.store, env.service.grid, DEADLINES,
+                     record_action=audit.record, clock=env.clock)
 
 
 def start_incident(env: Env, camera: str = "cam-a1", kind: str = "crowd"):
@@ -241,7 +243,8 @@ def test_incident_stored_before_the_deadlines_revision_is_migrated_and_escalated
     store = open_store(database_url)
     try:
         grid = Grid.from_spec(GridSpec.model_validate(GRID_CONFIG))
-        job = Escalator(store, grid, DEADLINES, clock=lambda: start + timedelta(hours=2))
+        job = Escalator(store, grid, DEADLINES, record_action=audit.record,
+                        clock=lambda: start + timedelta(hours=2))
         [done] = job.run_once()
         stored = store.get_incident("0" * 32)
     finally:
