@@ -30,9 +30,8 @@ import cv2
 import numpy as np
 import onnxruntime as ort
 from gridwatch.detectors.backends.onnx_backend import OnnxDetector
-from gridwatch.models.export import dynamic_copy
 from gridwatch.models.manifest import get_model_spec
-from gridwatch.models.weights import resolve_weights
+from gridwatch.models.weights import dynamic_copy, resolve_weights
 
 REPO = Path(__file__).resolve().parent.parent
 FOOTAGE = Path(os.environ.get("GRIDWATCH_FOOTAGE_DIR", REPO.parent / "shared" / "footage"))

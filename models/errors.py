@@ -36,3 +36,7 @@ class ManifestError(ValueError):
 
 class WeightsMissingError(FileNotFoundError):
     """No verified copy exists anywhere and none could be downloaded."""
+
+
+class ExportError(RuntimeError):
+    """A graph could not be made dynamic or exported; the message says which and why."""

@@ -55,7 +55,7 @@ class ManifestEntry(ModelSpec):
     """A spec plus where its weights come from and the checksum that makes them trustworthy.
 
     Weights come from `url`, or are made from another entry's verified weights
-    (`derived_from`, see `gridwatch.models.export.dynamic_copy`): either way `sha256` pins
+    (`derived_from`, see `gridwatch.models.weights.dynamic_copy`): either way `sha256` pins
     the result."""
 
     file: OnnxFileName

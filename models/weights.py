@@ -16,7 +16,7 @@ import logging
 import os
 from pathlib import Path
 
-from gridwatch.models.errors import WeightsMissingError
+from gridwatch.models.errors import ExportError, WeightsMissingError
 from gridwatch.models.fetch import fetch_verified, verify_file
 from gridwatch.models.manifest import Manifest, ManifestEntry, load_manifest
 
@@ -99,12 +99,33 @@ def download_dir(model_dir: Path | None = None) -> Path:
     return cache_dir()
 
 
+def dynamic_copy(
+    name_or_path: str | Path,
+    *,
+    spatial: bool = True,
+    out_dir: Path | None = None,
+    manifest: Manifest | None = None,
+) -> Path:
+    """A copy of a verified graph with a dynamic batch (and, with `spatial`, height and width),
+    made once into the cache (or `out_dir`) and verified by running it at batch 2.
+
+    The original is resolved and checksum-verified like any model first, so the copy is only
+    ever derived from trusted bytes."""
+    # onnx (an optional extra) and onnxruntime are only needed when a copy is made.
+    from gridwatch.models.dynamic import write_dynamic_copy
+
+    source = resolve_weights(name_or_path, manifest=manifest or load_manifest(), download=False)
+    suffix = "_dynamic" if spatial else "_dynamic_batch"
+    target = (out_dir or cache_dir()) / f"{source.stem}{suffix}.onnx"
+    if target.is_file():
+        return target
+    return write_dynamic_copy(source, target, spatial=spatial)
+
+
 def _derive(
     entry: ManifestEntry, model_dir: Path | None, manifest: Manifest, download: bool | None
 ) -> Path:
     """Make a derived graph in the cache from its origin's verified file, then check its pin."""
-    from gridwatch.models.export import ExportError, dynamic_copy  # needs the optional onnx package
-
     origin = resolve_weights(str(entry.derived_from), model_dir, manifest=manifest,
                              download=download)
     try:

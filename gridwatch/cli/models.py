@@ -108,8 +108,9 @@ def _cmd_fetch(args: argparse.Namespace) -> int:
 
 
 def _cmd_dynamic(args: argparse.Namespace) -> int:
-    from gridwatch.models.export import ExportError, dynamic_copy
+    from gridwatch.models.errors import ExportError
     from gridwatch.models.fetch import file_sha256
+    from gridwatch.models.weights import dynamic_copy
 
     try:
         path = dynamic_copy(args.name, spatial=not args.batch_only, out_dir=args.out)
@@ -121,7 +122,8 @@ def _cmd_dynamic(args: argparse.Namespace) -> int:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    from gridwatch.models.export import ExportError, export_ultralytics
+    from gridwatch.detectors.backends.ultralytics_export import export_ultralytics
+    from gridwatch.models.errors import ExportError
 
     try:
         result = export_ultralytics(

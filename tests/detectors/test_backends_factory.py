@@ -85,7 +85,8 @@ def test_core_service_and_analyze_do_not_import_ultralytics_or_torch() -> None:
     code = (
         "import sys, gridwatch.detectors, gridwatch.detectors.pipeline, "
         "gridwatch.detectors.backends.factory, "
-        "gridwatch.service, gridwatch.cli.analyze, gridwatch.cli.main, gridwatch.models.export\n"
+        "gridwatch.service, gridwatch.cli.analyze, gridwatch.cli.main, gridwatch.models.dynamic, "
+        "gridwatch.detectors.backends.ultralytics_export\n"
         "loaded = sorted(m for m in ('ultralytics', 'torch') if m in sys.modules)\n"
         "print(','.join(loaded))\n"
     )

@@ -22,8 +22,8 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 from gridwatch.detectors.backends.factory import create_detector
+from gridwatch.detectors.backends.ultralytics_export import export_ultralytics
 from gridwatch.detectors.detection import Detection
-from gridwatch.models.export import export_ultralytics
 from gridwatch.models.fetch import file_sha256
 from gridwatch.models.manifest import Manifest, load_manifest
 

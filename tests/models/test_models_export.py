@@ -13,10 +13,10 @@ import pytest
 import yaml
 from gridwatch.detectors.backends.factory import create_detector
 from gridwatch.detectors.backends.onnx_backend import OnnxDetector
-from gridwatch.models.errors import ManifestError
-from gridwatch.models.export import ExportError, dynamic_copy
+from gridwatch.models.errors import ExportError, ManifestError
 from gridwatch.models.fetch import file_sha256
 from gridwatch.models.manifest import MANIFEST_PATH, get_model_spec, load_manifest
+from gridwatch.models.weights import dynamic_copy
 
 pytest.importorskip("onnx", reason="dynamic copies need: pip install 'gridwatch[onnx]'")
 

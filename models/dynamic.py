@@ -1,31 +1,27 @@
-"""Making new graphs from weights we trust: dynamic-shape copies of shipped ONNX graphs, and
-Ultralytics `.pt` checkpoints exported to ONNX or OpenVINO with a manifest entry to paste.
+"""Dynamic-shape copies of ONNX graphs we trust.
 
 A dynamic copy lets one graph run at a smaller input (YOLOX-nano at 320x320 costs ~60% of 416
 here) or on a batch of images. It is written to the user cache, never next to the verified
 original, and is checked by running it: each image of a batch must give the original graph's
 output, so an edit that changed the maths cannot go unnoticed.
 
-The `onnx` package is needed for dynamic copies (`pip install 'gridwatch[onnx]'`) and
-Ultralytics for exports (`pip install 'gridwatch[ultralytics]'`); neither is a core dependency.
+The `onnx` package is needed (`pip install 'gridwatch[onnx]'`); it is not a core dependency.
+This module only edits and checks a graph file it is handed: finding and verifying the original
+is `gridwatch.models.weights.dynamic_copy`'s part, so the two modules do not import each other.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import shutil
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import onnxruntime as ort
-import yaml
+from gridwatch.models.errors import ExportError
 from gridwatch.models.fetch import file_sha256
-from gridwatch.models.manifest import Manifest, load_manifest
-from gridwatch.models.weights import cache_dir, resolve_weights
 
 log = logging.getLogger(__name__)
 
@@ -34,28 +30,10 @@ BATCH, HEIGHT, WIDTH, ANCHORS = "batch", "height", "width", "anchors"
 MAX_ABS_DIFFERENCE = 1e-3
 
 
-class ExportError(RuntimeError):
-    """A graph could not be made dynamic or exported; the message says which and why."""
-
-
-def dynamic_copy(
-    name_or_path: str | Path,
-    *,
-    spatial: bool = True,
-    out_dir: Path | None = None,
-    manifest: Manifest | None = None,
-) -> Path:
-    """A copy of a verified graph with a dynamic batch (and, with `spatial`, height and width),
-    written once into the cache (or `out_dir`) and verified by running it at batch 2.
-
-    The original is resolved and checksum-verified like any model first, so the copy is only
-    ever derived from trusted bytes."""
+def write_dynamic_copy(source: Path, target: Path, *, spatial: bool = True) -> Path:
+    """Write a copy of the verified graph `source` with a dynamic batch (and, with `spatial`,
+    height and width) to `target`, atomically and only once it ran correctly at batch 2."""
     onnx = _require_onnx()
-    source = resolve_weights(name_or_path, manifest=manifest or load_manifest(), download=False)
-    suffix = "_dynamic" if spatial else "_dynamic_batch"
-    target = (out_dir or cache_dir()) / f"{source.stem}{suffix}.onnx"
-    if target.is_file():
-        return target
     model = onnx.load(str(source))
     _make_dynamic(onnx, model, spatial)
     try:
@@ -175,92 +153,3 @@ def _require_onnx() -> Any:
             "install it with: pip install 'gridwatch[onnx]'"
         ) from exc
     return onnx
-
-
-@dataclass(frozen=True)
-class UltralyticsExport:
-    """What `export_ultralytics` wrote: the graph (a file, or OpenVINO's folder) and its
-    description; for ONNX a manifest entry to paste into models/manifest.yaml once the file is
-    published at a pinned URL."""
-
-    path: Path
-    entry: dict[str, Any]
-
-    def snippet(self) -> str:
-        """The entry as manifest YAML, under its model name."""
-        return yaml.safe_dump({self.path.stem: self.entry}, sort_keys=False, width=100)
-
-
-def export_ultralytics(
-    weights: Path,
-    *,
-    fmt: Literal["onnx", "openvino"] = "onnx",
-    imgsz: int = 640,
-    dynamic: bool = False,
-    out_dir: Path | None = None,
-    manifest: Manifest | None = None,
-) -> UltralyticsExport:
-    """Export an Ultralytics checkpoint with Ultralytics' own exporter (needs the ultralytics
-    extra), then describe the result for the manifest: sha256, size, input, head, class names.
-
-    ONNX output runs on the onnxruntime and OpenVINO backends (OpenVINO reads ONNX itself);
-    the OpenVINO folder is for sites that run Ultralytics' predictor on OpenVINO."""
-    from gridwatch.detectors.backends.ultralytics_backend import load_ultralytics, model_names
-
-    weights = Path(weights)
-    if not weights.is_file():
-        raise ExportError(f"checkpoint {weights} does not exist")
-    ultralytics = load_ultralytics()
-    try:
-        model = ultralytics.YOLO(str(weights), task="detect")
-        names = model_names(model)
-        # No ONNX simplifier: Ultralytics would try to pip-install onnxslim, and sites are offline.
-        options = {"simplify": False} if fmt == "onnx" else {}
-        written = Path(
-            model.export(format=fmt, imgsz=imgsz, dynamic=dynamic, device="cpu", **options)
-        )
-    except Exception as exc:  # Ultralytics raises assorted errors for unexportable models
-        raise ExportError(f"Ultralytics could not export {weights} to {fmt}: {exc}") from exc
-    if out_dir is not None and written.parent.resolve() != Path(out_dir).resolve():
-        Path(out_dir).mkdir(parents=True, exist_ok=True)
-        target = Path(out_dir) / written.name
-        if target.exists():
-            raise ExportError(f"{target} already exists; remove it or choose another --out")
-        written = Path(shutil.move(written, target))
-    manifest = manifest or load_manifest()
-    entry = _entry_for(written, fmt, imgsz, names, manifest)
-    log.info("exported %s to %s", weights, written)
-    return UltralyticsExport(written, entry)
-
-
-def _entry_for(
-    path: Path, fmt: str, imgsz: int, names: list[str], manifest: Manifest
-) -> dict[str, Any]:
-    """For ONNX, a manifest entry (a dynamic export runs at `input_size`); for OpenVINO, the
-    same description of a folder, which the manifest cannot hold: it lists ONNX graphs, and
-    the OpenVINO backend compiles those directly."""
-    if fmt == "onnx":
-        files = {"file": path.name, "sha256": file_sha256(path), "bytes": path.stat().st_size}
-    else:
-        xml = next(path.glob("*.xml"))
-        bin_file = xml.with_suffix(".bin")
-        files = {
-            "folder": path.name,
-            "files": {
-                p.name: {"sha256": file_sha256(p), "bytes": p.stat().st_size}
-                for p in (xml, bin_file)
-            },
-        }
-    shared = next((key for key, value in manifest.class_lists.items() if list(value) == names),
-                  None)
-    return {
-        **files,
-        "url": "REPLACE with the pinned URL this file is published at",
-        "licence": "AGPL-3.0 (Ultralytics weights; check this model's own licence)",
-        "input_size": [imgsz, imgsz],
-        "output_format": "yolov8",
-        "input_colour": "rgb",
-        "input_range": "0-1",
-        "letterbox": "centre",
-        **({"classes": shared} if shared else {"names": names}),
-    }
