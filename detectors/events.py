@@ -6,6 +6,7 @@ deduplicated per (camera, zone, kind), and decides what is stored and announced.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
@@ -14,6 +15,15 @@ if TYPE_CHECKING:
     from gridwatch.ingest.frame import Frame
 
 Phase = Literal["start", "update", "end"]
+
+
+def dedup_key(camera: str, zone: str, kind: str) -> str:
+    """The key of the condition an event belongs to, the same on both sides of the process
+    boundary: alerts keeps one open incident per key, a camera worker names its clips by it.
+
+    JSON keeps the key unambiguous whatever characters the names hold.
+    """
+    return json.dumps([camera, zone, kind], separators=(",", ":"))
 
 
 @dataclass(slots=True)

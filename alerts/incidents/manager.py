@@ -9,7 +9,6 @@ about it.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
@@ -24,7 +23,7 @@ from gridwatch.alerts.incidents.lifecycle import Status
 from gridwatch.alerts.store.incident_store import ConcurrentUpdate, IncidentStore, incident_view
 from gridwatch.alerts.store.tables import IncidentRow, new_incident_id, utcnow
 from gridwatch.alerts.store.views import Incident
-from gridwatch.detectors.events import Event
+from gridwatch.detectors.events import Event, dedup_key
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -38,11 +37,6 @@ PHASES = ("start", "update", "end")
 # A worker's clip names the time of the event that started it, which is the incident's start
 # as stored; the slack only absorbs rounding by the database.
 CLIP_MATCH_SLACK = timedelta(seconds=1)
-
-
-def dedup_key(camera: str, zone: str, kind: str) -> str:
-    """Unambiguous whatever characters the names hold."""
-    return json.dumps([camera, zone, kind], separators=(",", ":"))
 
 
 @dataclass(slots=True)

@@ -32,7 +32,7 @@ import av
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from gridwatch.alerts.incidents.evidence import EvidenceWriter
-from gridwatch.alerts.incidents.manager import dedup_key
+from gridwatch.detectors.events import dedup_key
 from gridwatch.ingest.packet_buffer import (
     CLIP_FORMAT,
     BufferedPacket,

@@ -19,12 +19,12 @@ import httpx
 import numpy as np
 import pytest
 from gridwatch.alerts.incidents.evidence import EvidenceWriter, annotate
-from gridwatch.alerts.incidents.manager import IncidentManager, dedup_key
+from gridwatch.alerts.incidents.manager import IncidentManager
 from gridwatch.alerts.store.incident_store import IncidentStore, open_store
 from gridwatch.alerts.store.tables import OutboxRow
 from gridwatch.alerts.store.views import Incident
 from gridwatch.detectors.backends.factory import create_detector
-from gridwatch.detectors.events import Event
+from gridwatch.detectors.events import Event, dedup_key
 from gridwatch.detectors.pipeline import CameraAnalyzer
 from gridwatch.ingest.av_source import AvSource
 from gridwatch.ingest.camera import CameraRunner
