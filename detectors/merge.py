@@ -15,7 +15,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from gridwatch.detectors.detection import Detection
+from gridwatch.detectors.detection import Detection, box_area, box_intersection
 from gridwatch.detectors.regions import Region
 
 log = logging.getLogger(__name__)
@@ -27,21 +27,6 @@ class _Entry:
     region: int
     cut: bool
     area: float
-
-
-def _inter(a: Sequence[float], b: Sequence[float]) -> float:
-    w = min(a[2], b[2]) - max(a[0], b[0])
-    h = min(a[3], b[3]) - max(a[1], b[1])
-    return max(0.0, w) * max(0.0, h)
-
-
-def _area(b: Sequence[float]) -> float:
-    return max(0.0, b[2] - b[0]) * max(0.0, b[3] - b[1])
-
-
-def box_iou(a: Sequence[float], b: Sequence[float]) -> float:
-    inter = _inter(a, b)
-    return inter / (_area(a) + _area(b) - inter) if inter > 0 else 0.0
 
 
 def touches_inner_edge(box: Sequence[float], region: Region, width: int, height: int,
@@ -81,7 +66,7 @@ def merge_region_detections(
     """
     entries = [
         _Entry(d, i, touches_inner_edge(d.box, region, width, height, edge_margin),
-               _area(d.box))
+               box_area(d.box))
         for i, (region, dets) in enumerate(results)
         for d in dets
     ]
@@ -111,7 +96,7 @@ class _Cluster:
         a = self.anchor
         if a.det.cls_id != e.det.cls_id:
             return False
-        inter = _inter(a.det.box, e.det.box)
+        inter = box_intersection(a.det.box, e.det.box)
         if inter <= 0:
             return False
         if e.cut and inter >= fragment * e.area:
@@ -124,7 +109,7 @@ class _Cluster:
         self.score = max(self.score, e.det.score)
         if e.cut or self.anchor.cut:
             return
-        inter = _inter(self.anchor.det.box, e.det.box)
+        inter = box_intersection(self.anchor.det.box, e.det.box)
         if inter / (self.anchor.area + e.area - inter) >= iou:
             self.members.append(e)
         elif e.area > self.anchor.area:

@@ -18,9 +18,10 @@ from dataclasses import dataclass, field
 
 from gridwatch.detectors.backends.base import Detector
 from gridwatch.detectors.costs import RunningMs
-from gridwatch.detectors.detection import Detection
+from gridwatch.detectors.detection import Detection, box_iou
 from gridwatch.detectors.events import Event
-from gridwatch.detectors.merge import box_iou, drop_border_slivers, merge_region_detections
+from gridwatch.detectors.membership import ZoneMembership
+from gridwatch.detectors.merge import drop_border_slivers, merge_region_detections
 from gridwatch.detectors.motion import MotionDetector, MotionResult, MotionSettings
 from gridwatch.detectors.planner import LookKind, LookPlanner, LookSettings
 from gridwatch.detectors.regions import Region
@@ -95,6 +96,30 @@ class CoreCost:
         }
 
 
+class AnalysisRate:
+    """Which frames are analysed: one at least 1/fps of media time after the last one taken,
+    or every frame with `fps=None`. Media time, not wall time, so that a file read faster than
+    real time is sampled as the live camera would be. The camera worker's reader asks the same
+    rule before it hands a frame over, so the two never disagree about a frame.
+    """
+
+    def __init__(self, fps: float | None) -> None:
+        self.fps = fps
+        self._last_t: float | None = None
+
+    def due(self, t: float) -> bool:
+        if self.fps is None or self._last_t is None:
+            return True
+        return t - self._last_t >= (1.0 / self.fps) - 1e-6
+
+    def take(self, t: float) -> bool:
+        """Whether the frame at media time `t` is due; a due frame is recorded as taken."""
+        if not self.due(t):
+            return False
+        self._last_t = t
+        return True
+
+
 class CameraAnalyzer:
     """Runs the detection core for one camera.
 
@@ -119,6 +144,7 @@ class CameraAnalyzer:
         self.zone_specs = list(zones)
         self.detector = detector
         self.analysis_fps = analysis_fps
+        self.rate = AnalysisRate(analysis_fps)
         self.conf = conf
         self.keep_conf = keep_conf
         self.look_settings = look or LookSettings()
@@ -177,15 +203,10 @@ class CameraAnalyzer:
         """Cost of the core for this camera, for the API."""
         return {"motion": self.motion.cost.to_json(), "core": self.cost.to_json()}
 
-    def due(self, frame: Frame) -> bool:
-        if self.analysis_fps is None or self._last_t is None:
-            return True
-        return frame.t - self._last_t >= (1.0 / self.analysis_fps) - 1e-6
-
     def process(self, frame: Frame) -> FrameResult | None:
         """Analyse `frame` if it is due; None when the schedule skips it."""
         self.frames_seen += 1
-        if not self.due(frame):
+        if not self.rate.take(frame.t):
             return None
         start = time.perf_counter()
         self._last_t = frame.t
@@ -199,11 +220,12 @@ class CameraAnalyzer:
         plan = planner.plan(frame.t, motion, every_frame=self.every_frame)
         found, detector_ms = self._detect(frame, plan.regions)
         detections = planner.remember(frame.t, plan.regions, found)
-        self.tracker.update(detections, frame.t)
+        membership = ZoneMembership.of(self._zones, detections)
+        self.tracker.update(detections, frame.t, membership)
         look = LookReport(plan.kind, plan.regions, motion, detector_ms,
                           len(detections) - len(found))
         result = FrameResult(frame, detections, {}, look=look)
-        self._observe_zones(frame, detections, result)
+        self._observe_zones(frame, detections, membership, result)
         self.cost.add(len(plan.regions), detector_ms, (time.perf_counter() - start) * 1000)
         return result
 
@@ -243,9 +265,9 @@ class CameraAnalyzer:
         return kept
 
     def _observe_zones(self, frame: Frame, detections: list[Detection],
-                       result: FrameResult) -> None:
+                       membership: ZoneMembership, result: FrameResult) -> None:
         for zone in self._zones:
-            inside = [d for d in detections if zone.contains(d.foot)]
+            inside = membership.detections_in(zone.id, detections)
             counts: dict[str, int] = {}
             for d in inside:
                 counts[d.cls] = counts.get(d.cls, 0) + 1

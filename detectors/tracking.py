@@ -27,13 +27,13 @@ from dataclasses import dataclass, field
 import numpy as np
 import supervision as sv
 from gridwatch.detectors.calibration import GroundMap
-from gridwatch.detectors.detection import Detection
+from gridwatch.detectors.detection import Box, Detection, box_iou, foot_point
+from gridwatch.detectors.membership import ZoneMembership
 from gridwatch.detectors.zones import Zone
 from trackers import BIoU, ByteTrackTracker
 
 log = logging.getLogger(__name__)
 
-Box = tuple[float, float, float, float]
 #: History keeps one sample per this many seconds (the newest always): enough for speed and
 #: stationarity, and every-frame analysis of a 25 fps file costs no more than 10 fps.
 HISTORY_STEP_S = 0.1
@@ -113,8 +113,7 @@ class Track:
 
     @property
     def foot(self) -> tuple[float, float]:
-        x1, _, x2, y2 = self.box
-        return (x1 + x2) / 2.0, y2
+        return foot_point(self.box)
 
     @property
     def stationary(self) -> bool | None:
@@ -264,12 +263,16 @@ class ObjectTracker:
             if tr.last_seen == self._last_t and tr.inside(zone_id)
         ]
 
-    def update(self, detections: list[Detection], t: float) -> list[Track]:
+    def update(self, detections: list[Detection], t: float,
+               membership: ZoneMembership | None = None) -> list[Track]:
         """Associate this frame's detections, fill their `track`, return the tracks seen.
 
         Detections ByteTrack does not (yet) follow keep `track=None`: a new object is confirmed
-        on its second sighting, and then dated from its first.
+        on its second sighting, and then dated from its first. `membership` is the frame's
+        zone membership when the caller has already worked it out for its rules.
         """
+        if membership is None:
+            membership = ZoneMembership.of(self._zones, detections)
         t = self._clock(t)
         previous_t = self._last_t
         if previous_t is not None:
@@ -293,7 +296,7 @@ class ObjectTracker:
                 continue
             det = detections[int(index)]
             track = self._track_for(int(bt_id), det, t, previous_t)
-            self._observe(track, det, t)
+            self._observe(track, det, t, membership.zones_of(int(index)))
             det.track = track.id
             seen.append(track)
         self._retire(t)
@@ -334,14 +337,14 @@ class ObjectTracker:
         """A lost stationary track this detection stands on, if any."""
         best, best_iou = None, self.settings.stitch_iou
         for track in self._lost.values():
-            iou = _iou(track.box, det.box)
+            iou = box_iou(track.box, det.box)
             if iou >= best_iou:
                 best, best_iou = track, iou
         if best is not None:
             del self._lost[best.id]
         return best
 
-    def _observe(self, track: Track, det: Detection, t: float) -> None:
+    def _observe(self, track: Track, det: Detection, t: float, inside_zones: set[str]) -> None:
         s = self.settings
         track.box = det.box
         track.score = det.score
@@ -353,7 +356,7 @@ class ObjectTracker:
         foot = track.foot
         ground = None
         for zone in self._zones:
-            inside = zone.contains(foot)
+            inside = zone.id in inside_zones
             visit = track.zones.get(zone.id)
             if inside:
                 if visit is None:
@@ -418,11 +421,3 @@ def _slope(ts: np.ndarray, values: np.ndarray) -> tuple[float, float]:
         return 0.0, 0.0
     vx, vy = dt @ (values - values.mean(axis=0)) / denom
     return float(vx), float(vy)
-
-
-def _iou(a: Box, b: Box) -> float:
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0

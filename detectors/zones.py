@@ -94,7 +94,21 @@ class Zone:
         self.bbox = (x, y, x + w, y + h)
 
     def contains(self, point: tuple[float, float]) -> bool:
-        return cv2.pointPolygonTest(self.polygon, (float(point[0]), float(point[1])), False) >= 0
+        return bool(self.contains_points(np.array([point], dtype=np.float64))[0])
+
+    def contains_points(self, points: np.ndarray) -> np.ndarray:
+        """Which of `points` (N x 2 pixels) lie inside or on the border, as N booleans.
+
+        Points outside the bounding box are rejected in one array step; the rest get cv2's
+        exact polygon test, so a foot point on the border counts as inside, as it always has.
+        """
+        x1, y1, x2, y2 = self.bbox
+        px, py = points[:, 0], points[:, 1]
+        inside = (px >= x1 - 1) & (px <= x2 + 1) & (py >= y1 - 1) & (py <= y2 + 1)
+        for i in np.flatnonzero(inside):
+            point = (float(px[i]), float(py[i]))
+            inside[i] = cv2.pointPolygonTest(self.polygon, point, False) >= 0
+        return inside
 
     def mask(self, width: int | None = None, height: int | None = None) -> np.ndarray:
         """A uint8 0/255 mask of the zone at the given (default: native) size."""

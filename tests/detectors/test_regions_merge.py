@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from gridwatch.detectors.backends.base import Detector
 from gridwatch.detectors.backends.factory import create_detector
-from gridwatch.detectors.detection import Detection
-from gridwatch.detectors.merge import box_iou, merge_region_detections, touches_inner_edge
+from gridwatch.detectors.detection import Detection, box_iou
+from gridwatch.detectors.merge import merge_region_detections, touches_inner_edge
 from gridwatch.detectors.pipeline import CameraAnalyzer
 from gridwatch.detectors.regions import Region, grid_tiles, plan_crops
 from gridwatch.detectors.rules import PresenceRuleSpec
