@@ -1,21 +1,21 @@
 """Reconnect delays: exponential with jitter, capped, slower for answers a retry won't fix.
 
-The policy objects are tenacity's wait strategies; the camera loop calls them directly
-because it needs to reset after a good session and to switch policy by failure kind,
-which a `Retrying` loop around one call does not model.
+The delay maths is the common `ExponentialBackoff`; this keeps the camera loop's state:
+the count resets after a good session, and the policy switches by failure kind.
 """
 
 from __future__ import annotations
 
-import tenacity
 from gridwatch.ingest.options import StreamOptions
 from gridwatch.ingest.state import REJECTED, CameraState
 
+from gridwatch.common.backoff import ExponentialBackoff
 
-def _policy(initial: float, maximum: float) -> tenacity.wait.wait_base:
-    # delay(n) = initial * 2**(n-1) + U(0, initial), capped: the jitter spreads a fleet of
-    # cameras that lost the same server, and never makes a delay shorter than the last.
-    return tenacity.wait_exponential_jitter(multiplier=initial, max=maximum, jitter=initial)
+
+def _policy(initial: float, maximum: float) -> ExponentialBackoff:
+    # Jitter of one initial step spreads a fleet of cameras that lost the same server, and
+    # never makes a delay shorter than the last.
+    return ExponentialBackoff(initial, maximum, jitter_s=initial)
 
 
 class Backoff:
@@ -28,10 +28,8 @@ class Backoff:
     def next_delay(self, state: CameraState) -> float:
         """Seconds to wait before the next attempt after a failure ending in `state`."""
         self.failures += 1
-        call = tenacity.RetryCallState(retry_object=None, fn=None, args=(), kwargs={})
-        call.attempt_number = self.failures
         policy = self._rejected if state in REJECTED else self._normal
-        return float(policy(call))
+        return policy.delay(self.failures)
 
     def reset(self) -> None:
         """A session delivered frames: the next outage starts from the shortest wait."""

@@ -41,7 +41,8 @@ from gridwatch.alerts.delivery.sinks.specs import DeliverySpec
 from gridwatch.alerts.store.incident_store import IncidentStore
 from gridwatch.alerts.store.tables import utcnow
 from prometheus_client import Counter, Histogram
-from tenacity import RetryCallState, wait_exponential_jitter
+
+from gridwatch.common.backoff import ExponentialBackoff
 
 log = logging.getLogger(__name__)
 
@@ -54,28 +55,6 @@ LATENCY = Histogram(
 )
 PURGE_EVERY_S = 3600.0
 MAX_ERROR_PAUSE_S = 30.0
-
-
-class Backoff:
-    """Delay before a message's next round: exponential with jitter, capped.
-
-    The policy is tenacity's `wait_exponential_jitter` (initial * 2**(n-1) + U(0, jitter),
-    at most `max_s`), evaluated for a stored attempt count rather than inside a retry loop,
-    because the waiting happens in the database between rounds, not in a sleeping thread.
-    A receiver's Retry-After is honoured when longer, up to `max_s`.
-    """
-
-    def __init__(self, initial_s: float, max_s: float, jitter_s: float) -> None:
-        self.max_s = max_s
-        self._wait = wait_exponential_jitter(multiplier=initial_s, max=max_s, jitter=jitter_s)
-
-    def __call__(self, attempts: int, retry_after_s: float | None = None) -> float:
-        state = RetryCallState(retry_object=None, fn=None, args=(), kwargs={})  # type: ignore[arg-type]
-        state.attempt_number = max(1, attempts)
-        delay = self._wait(state)
-        if retry_after_s is not None:
-            delay = max(delay, min(retry_after_s, self.max_s))
-        return delay
 
 
 class OutboxDispatcher:
@@ -97,8 +76,10 @@ class OutboxDispatcher:
         self.sinks = tuple(sinks)
         self.spec = spec or DeliverySpec()
         self.node = self.spec.node or socket.gethostname()
-        self.backoff = Backoff(self.spec.backoff_initial_s, self.spec.backoff_max_s,
-                               self.spec.backoff_jitter_s)
+        # Between a message's rounds, growing with its stored attempt count; a receiver's
+        # Retry-After is honoured when longer, up to the cap.
+        self.backoff = ExponentialBackoff(self.spec.backoff_initial_s, self.spec.backoff_max_s,
+                                          self.spec.backoff_jitter_s)
         self._pool = ThreadPoolExecutor(max_workers=len(self.sinks),
                                         thread_name_prefix="outbox-sink")
         self._wake = threading.Event()
@@ -148,13 +129,15 @@ class OutboxDispatcher:
         results = self._deliver(batch)
         recorded = record(
             self.store, batch, results, sinks=[s.name for s in self.sinks],
-            max_attempts=self.spec.max_attempts, delay_s=self.backoff,
+            max_attempts=self.spec.max_attempts, delay_s=self.backoff.delay,
         )
         log.debug("outbox batch of %d: %s", len(batch.items), recorded)
         return len(batch.items), recorded
 
     def _run(self) -> None:
         failures = 0
+        # From twice the poll interval, so a database that stays down is not hammered.
+        error_pause = ExponentialBackoff(2 * self.spec.poll_s, MAX_ERROR_PAUSE_S, jitter_s=0.0)
         while not self._stopping.is_set():
             self._wake.clear()
             try:
@@ -165,7 +148,7 @@ class OutboxDispatcher:
                 # The database is down or unreachable: back off so the log is not flooded;
                 # nothing is lost, the messages wait in the outbox.
                 failures += 1
-                pause = min(self.spec.poll_s * 2 ** min(failures, 10), MAX_ERROR_PAUSE_S)
+                pause = error_pause.delay(failures)
                 log.exception("outbox dispatch failed; trying again in %.1f s", pause)
                 self._stopping.wait(pause)
                 continue

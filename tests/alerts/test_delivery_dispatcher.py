@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
-from gridwatch.alerts.delivery.dispatcher import Backoff, OutboxDispatcher
+from gridwatch.alerts.delivery.dispatcher import OutboxDispatcher
 from gridwatch.alerts.delivery.outbox_queue import (
     NotDeadLetter,
     OutboxMessageNotFound,
@@ -370,14 +370,3 @@ def test_purge_deletes_old_delivered_messages_and_keeps_dead_ones(
     assert purge_delivered(store, older_than=utcnow() - timedelta(hours=1)) == 0
     assert purge_delivered(store, older_than=utcnow()) == 1
     assert counts(store) == {"pending": 0, "delivered": 0, "dead": 1}
-
-
-def test_backoff_doubles_with_bounded_jitter_and_honours_retry_after_up_to_the_cap():
-    backoff = Backoff(initial_s=1.0, max_s=10.0, jitter_s=0.5)
-    for attempts in range(1, 8):
-        base = min(2.0 ** (attempts - 1), 10.0)
-        for _ in range(20):
-            delay = backoff(attempts)
-            assert base <= delay <= min(base + 0.5, 10.0)
-    assert backoff(1, retry_after_s=5.0) == 5.0
-    assert backoff(1, retry_after_s=3600.0) == 10.0
