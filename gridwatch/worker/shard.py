@@ -30,7 +30,7 @@ from gridwatch.alerts.incidents.evidence import EvidenceWriter
 from gridwatch.detectors.backends.base import Detector
 from gridwatch.detectors.backends.factory import create_detector
 from gridwatch.detectors.events import Event
-from gridwatch.detectors.pipeline import CameraAnalyzer, FrameResult
+from gridwatch.detectors.pipeline import AnalysisRate, CameraAnalyzer, FrameResult
 from gridwatch.ingest.camera import CameraRunner
 from gridwatch.ingest.frame import Frame
 from gridwatch.ingest.options import StreamOptions
@@ -201,8 +201,7 @@ class ShardCamera:
         packets = (clips.buffer(self.id, evidence.dir)
                    if clips is not None and clips.enabled else None)
         options = task.options.model_copy(update={"keyframes_only": self.modes.keyframes_only})
-        self._interval_s = 1.0 / task.fps
-        self._handed_t: float | None = None
+        self._handover = AnalysisRate(task.fps)
         self.runner = CameraRunner(self.id, task.uri, options, on_state=self._on_state,
                                    on_frame=ready.mark, accept=self._due,
                                    packet_buffer=packets)
@@ -218,10 +217,7 @@ class ShardCamera:
         """On the reader thread: only frames due for analysis (`fps` per second of media
         time; every keyframe in watch mode) are handed over, so a 25 fps camera analysed at
         5 fps wakes the analysis thread 5 times a second, not 25."""
-        if self._handed_t is not None and frame.t - self._handed_t < self._interval_s - 1e-6:
-            return False
-        self._handed_t = frame.t
-        return True
+        return self._handover.take(frame.t)
 
     def _on_state(self, camera_id: str, change: StateChange) -> None:
         self.out.send(Message(Kind.STATE, camera_id, change.as_dict()))
