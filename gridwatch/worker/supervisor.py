@@ -28,20 +28,20 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from multiprocessing.context import BaseContext
 from multiprocessing.process import BaseProcess
 from typing import Any
 
 from gridwatch.common.backoff import ExponentialBackoff
-from gridwatch.worker.messages import Heartbeat, Hello, Stop, WantPreviews, WorkerMessage
-from gridwatch.worker.process import cpu_seconds, heartbeat, rss_bytes, worker_main
+from gridwatch.worker.messages import Kind, Message, WantPreviews
+from gridwatch.worker.process import STOP, cpu_seconds, heartbeat, rss_bytes, worker_main
 from gridwatch.worker.shard import CameraShard, ShardSpec
 
 log = logging.getLogger(__name__)
 
-MessageHandler = Callable[[int, int, WorkerMessage], None]
+MessageHandler = Callable[[int, int, Message], None]
 """(worker index, incarnation, message): called on the supervisor's thread; be quick."""
 DownHandler = Callable[[int, str], None]
 """(worker index, reason): a worker stopped unexpectedly; its cameras are down."""
@@ -49,20 +49,15 @@ DownHandler = Callable[[int, str], None]
 MAX_MESSAGES_PER_TURN = 200
 
 
-WORKER_MODULES = ["gridwatch.worker.process"]
-"""What the fork server imports before it forks workers: the worker entry and, through it,
-the shard, ingest and the detection core; nothing of the web side or the database."""
-
-
 def worker_context() -> BaseContext:
-    """The fork-server context, with the worker's modules imported in the server.
+    """The fork-server context, with the service's modules imported in the server.
 
     A worker forked from it starts in milliseconds. Each worker still runs the main module
     again (multiprocessing's rule; Python 3.11 cannot preload `__main__` in the fork server),
-    which is cheap when it is the command line, whose imports are deferred.
+    which is cheap once what it imports is there: the service and, through it, the rest.
     """
     context = mp.get_context("forkserver")
-    context.set_forkserver_preload(WORKER_MODULES)
+    context.set_forkserver_preload(["gridwatch.service"])
     return context
 
 
@@ -81,10 +76,9 @@ class WorkerStatus:
     rss_bytes: int | None
     heartbeat_age_s: float | None
     down_reason: str | None
-    messages_dropped: int | None = None
-    """Messages its current process replaced before they were sent (last heartbeat)."""
-    analysis_age_s: float | None = None
-    """Seconds since its analysis thread came round, as of its last heartbeat."""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.__slots__}
 
 
 @dataclass(eq=False)
@@ -100,7 +94,7 @@ class _Worker:
     started_at: float | None = None
     said_hello: bool = False
     last_message: float = 0.0
-    heartbeat: Heartbeat | None = None
+    heartbeat: dict[str, Any] = field(default_factory=dict)
     heartbeat_at: float = 0.0
     kill_reason: str | None = None
     down_reason: str | None = None
@@ -168,7 +162,7 @@ class Supervisor:
             for worker in self._workers:
                 if worker.control is not None:
                     with contextlib.suppress(OSError):
-                        worker.control.send(Stop())
+                        worker.control.send(STOP)
         if not self._thread.is_alive():
             return
         self._thread.join(timeout)
@@ -193,9 +187,7 @@ class Supervisor:
                 cpu_s=cpu_seconds(pid) if alive and pid else None,
                 rss_bytes=rss_bytes(pid) if alive and pid else None,
                 heartbeat_age_s=now - w.heartbeat_at if w.heartbeat_at else None,
-                down_reason=w.down_reason,
-                messages_dropped=w.heartbeat.messages_dropped if w.heartbeat else None,
-                analysis_age_s=w.heartbeat.analysis_age_s if w.heartbeat else None))
+                down_reason=w.down_reason))
         return out
 
     # --- the supervisor thread ------------------------------------------------------------
@@ -263,18 +255,18 @@ class Supervisor:
                 worker.link.close()
             worker.link = None
 
-    def _handle(self, worker: _Worker, message: WorkerMessage) -> None:
+    def _handle(self, worker: _Worker, message: Message) -> None:
         now = time.monotonic()
         worker.last_message = now
-        if isinstance(message, Hello):
+        if message.kind is Kind.HELLO:
             worker.said_hello = True
-        elif isinstance(message, Heartbeat):
-            worker.heartbeat, worker.heartbeat_at = message, now
+        elif message.kind is Kind.HEALTH:
+            worker.heartbeat, worker.heartbeat_at = message.body, now
         try:
             self._on_message(worker.index, worker.incarnation, message)
         except Exception:
             log.exception("worker %d: handling a %s message failed", worker.index,
-                          type(message).__name__)
+                          message.kind)
 
     def _check(self, worker: _Worker, now: float) -> None:
         """Kill a worker that stopped answering, or whose analysis stopped coming round."""
@@ -286,10 +278,9 @@ class Supervisor:
                 reason = f"did not start within {self.start_timeout_s:g} s"
         elif now - worker.last_message > self.heartbeat_timeout_s:
             reason = f"no heartbeat for {now - worker.last_message:.1f} s"
-        elif (worker.heartbeat is not None
-              and worker.heartbeat.analysis_age_s > self.heartbeat_timeout_s):
+        elif worker.heartbeat.get("analysis_age_s", 0.0) > self.heartbeat_timeout_s:
             # The process answers, but its analysis thread stopped coming round.
-            reason = f"analysis stuck for {worker.heartbeat.analysis_age_s:.1f} s"
+            reason = f"analysis stuck for {worker.heartbeat['analysis_age_s']:.1f} s"
         if reason is not None and worker.process is not None and worker.process.pid:
             log.error("worker %d (pid %d): %s; killing it", worker.index, worker.process.pid,
                       reason)
@@ -353,7 +344,7 @@ class Supervisor:
         worker.started_mono = worker.last_message = time.monotonic()
         worker.started_at = time.time()
         worker.said_hello = False
-        worker.heartbeat, worker.heartbeat_at = None, 0.0
+        worker.heartbeat, worker.heartbeat_at = {}, 0.0
         worker.kill_reason = None
         worker.next_start = None
         with self._control_lock:
@@ -392,7 +383,7 @@ class InProcessWorkers:
                                         daemon=True)
         self._started_at: float | None = None
 
-    def send(self, message: WorkerMessage) -> None:
+    def send(self, message: Message) -> None:
         self._on_message(self.spec.index, 1, message)
 
     def start(self) -> None:
@@ -419,10 +410,9 @@ class InProcessWorkers:
             index=self.spec.index, pid=pid, alive=self._shard is not None, incarnation=1,
             restarts=0, cameras=self.spec.camera_ids, started_at=self._started_at,
             cpu_s=cpu_seconds(pid), rss_bytes=rss_bytes(pid), heartbeat_age_s=None,
-            down_reason=None, messages_dropped=0,
-            analysis_age_s=self._shard.analysis_age_s if self._shard is not None else None)]
+            down_reason=None)]
 
     def _heartbeats(self) -> None:
         while not self._stopping.wait(self.spec.heartbeat_s):
             if self._shard is not None:
-                self.send(heartbeat(self._shard))
+                self.send(Message(Kind.HEALTH, None, heartbeat(self._shard)))
