@@ -90,7 +90,8 @@ class BankChangeDetector:
         self._sx = self.size[0] / (x2 - x)
         self._sy = self.size[1] / (y2 - y)
         mask = np.zeros(self.size[::-1], dtype=np.uint8)
-        local = (poly - np.float32([x, y])) * np.float32([self._sx, self._sy])
+        offset = np.array([x, y], dtype=np.float32)
+        local = (poly - offset) * np.array([self._sx, self._sy], dtype=np.float32)
         cv2.fillPoly(mask, [np.round(local).astype(np.int32)], 1)
         self.valid = self._cells(mask.astype(np.float32)).mean(axis=(1, 3)) >= 0.5
         if not self.valid.any():

@@ -72,7 +72,8 @@ class GroundCalibration(BaseModel):
         if self.metres_per_pixel is not None:
             scale = self.metres_per_pixel * (self.at_width or width) / width
             return GroundMap(np.diag([scale, scale, 1.0]))
-        src = np.asarray(self.image_points, dtype=np.float32) * np.float32([width, height])
+        size = np.array([width, height], dtype=np.float32)
+        src = np.asarray(self.image_points, dtype=np.float32) * size
         dst = np.asarray(self.ground_points, dtype=np.float32)
         return GroundMap(cv2.getPerspectiveTransform(src, dst))
 

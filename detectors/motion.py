@@ -161,7 +161,7 @@ class MotionDetector:
         s = self.settings
         dt = max(1e-3, t - st.t)
         st.t = t
-        diff = cv2.subtract(small, st.mean)
+        diff: np.ndarray = cv2.subtract(small, st.mean)
         # Lighting and exposure shift every pixel together: take the common shift out.
         sample = diff[::4, ::4][st.mask[::4, ::4] > 0]
         if sample.size:

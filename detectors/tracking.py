@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections import Counter, deque
+from collections import defaultdict, deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -99,7 +99,8 @@ class Track:
     detection: Detection | None = None
     hits: int = 0
     zones: dict[str, ZoneVisit] = field(default_factory=dict)
-    votes: Counter = field(default_factory=Counter, repr=False)
+    votes: defaultdict[str, float] = field(default_factory=lambda: defaultdict(float),
+                                           repr=False)
     history: deque = field(default_factory=deque, repr=False)
     _motion_t: float | None = field(default=None, repr=False)
     _stationary: bool | None = field(default=None, repr=False)
@@ -290,8 +291,9 @@ class ObjectTracker:
             det.track = None
         tracked = self._bt.update(_to_supervision(detections), timestamp=t)
         seen: list[Track] = []
-        indices = tracked.data.get("index", ()) if len(tracked) else ()
-        for index, bt_id in zip(indices, tracked.tracker_id, strict=True):
+        pairs = (zip(tracked.data["index"], tracked.tracker_id, strict=True)
+                 if len(tracked) and tracked.tracker_id is not None else ())
+        for index, bt_id in pairs:
             if bt_id < 0:
                 continue
             det = detections[int(index)]
@@ -352,7 +354,7 @@ class ObjectTracker:
         track.last_seen = t
         track.hits += 1
         track.votes[det.cls] += det.score
-        track.cls = track.votes.most_common(1)[0][0]
+        track.cls = max(track.votes, key=track.votes.__getitem__)
         foot = track.foot
         ground = None
         for zone in self._zones:

@@ -47,7 +47,7 @@ class ModelSpec(BaseModel):
     input_colour: Literal["bgr", "rgb"]
     input_range: Literal["0-255", "0-1"]
     letterbox: Literal["top_left", "centre"]
-    pad_value: int = Field(114, ge=0, le=255)
+    pad_value: int = Field(default=114, ge=0, le=255)
     names: tuple[str, ...] = Field(min_length=1)
 
 

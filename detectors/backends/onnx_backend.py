@@ -215,8 +215,9 @@ def spec_from_graph(
     """
     shape_in = session.get_inputs()[0].shape
     shape_out = session.get_outputs()[0].shape
-    dims = [_static(d) for d in (*shape_in[2:], *shape_out[1:])]
-    if len(shape_in) != 4 or len(shape_out) != 3 or None in dims:
+    found = [_static(d) for d in (*shape_in[2:], *shape_out[1:])]
+    dims = [d for d in found if d is not None]
+    if len(shape_in) != 4 or len(shape_out) != 3 or len(dims) != 4:
         raise ModelMismatchError(
             f"model file {weights} is not in the manifest and its shapes {shape_in} -> "
             f"{shape_out} are not a static YOLO detector; add an entry to models/manifest.yaml"

@@ -128,6 +128,8 @@ def nms(candidates: Candidates, iou: float, max_detections: int = MAX_DETECTIONS
         return candidates
     b = candidates.boxes
     xywh = np.concatenate((b[:, :2], b[:, 2:] - b[:, :2]), axis=1)
-    keep = cv2.dnn.NMSBoxesBatched(xywh, candidates.scores, candidates.class_ids, 0.0, iou)
-    keep = np.asarray(keep, dtype=np.int64).reshape(-1)[:max_detections]
+    # cv2's stubs ask for Python sequences; the function takes numpy arrays as they are.
+    kept = cv2.dnn.NMSBoxesBatched(xywh, candidates.scores,  # type: ignore[arg-type]
+                                   candidates.class_ids, 0.0, iou)  # type: ignore[arg-type]
+    keep = np.asarray(kept, dtype=np.int64).reshape(-1)[:max_detections]
     return Candidates(candidates.boxes[keep], candidates.scores[keep], candidates.class_ids[keep])

@@ -21,6 +21,7 @@ from gridwatch.common.severity import Severity
 if TYPE_CHECKING:
     from gridwatch.detectors.tracking import Track
     from gridwatch.detectors.zones import Zone
+    from gridwatch.ingest.frame import Frame
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +41,7 @@ class ZoneObservation:
     t: float
     wall: float
     detections: list[Detection]
-    frame: object | None = None
+    frame: Frame | None = None
     details: dict = field(default_factory=dict)
     tracks: list[Track] = field(default_factory=list)
     region: Zone | None = None

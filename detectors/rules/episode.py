@@ -89,7 +89,7 @@ class Rule:
         best = self._best if self._best is not None and self._best.score > self._sent_best else None
         end = self._end(ZoneObservation(camera, zone, t, wall, []), "stream ended")
         if best is not None:
-            end.frame = best.obs.frame  # type: ignore[assignment]
+            end.frame = best.obs.frame
             end.detections = _detections(best.findings)
             end.score = best.score
             end.details["evidence_t"] = round(best.obs.t, 3)
@@ -163,7 +163,7 @@ class Rule:
             kind=self.spec.kind, rule=self.spec.rule_id, camera=obs.camera, zone=obs.zone,
             phase=phase,  # type: ignore[arg-type]
             t=obs.t, wall=obs.wall, severity=self._sent_severity, objects=dict(self._peak),
-            detections=_detections(ev.findings), frame=ev.obs.frame,  # type: ignore[arg-type]
+            detections=_detections(ev.findings), frame=ev.obs.frame,
             score=ev.score, details=details,
         )
 
