@@ -15,7 +15,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from gridwatch.detectors.detection import Detection, box_area, box_intersection
+from gridwatch.detectors.detection import Detection, box_area, box_intersection, box_iou
 from gridwatch.detectors.regions import Region
 
 log = logging.getLogger(__name__)
@@ -101,7 +101,7 @@ class _Cluster:
             return False
         if e.cut and inter >= fragment * e.area:
             return True
-        if inter / (a.area + e.area - inter) >= iou:
+        if box_iou(a.det.box, e.det.box) >= iou:
             return True
         return a.region != e.region and inter >= containment * min(a.area, e.area)
 
@@ -109,8 +109,7 @@ class _Cluster:
         self.score = max(self.score, e.det.score)
         if e.cut or self.anchor.cut:
             return
-        inter = box_intersection(self.anchor.det.box, e.det.box)
-        if inter / (self.anchor.area + e.area - inter) >= iou:
+        if box_iou(self.anchor.det.box, e.det.box) >= iou:
             self.members.append(e)
         elif e.area > self.anchor.area:
             self.anchor = e
