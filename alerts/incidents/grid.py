@@ -152,8 +152,8 @@ class Grid:
             for c in t.communities:
                 nodes[c.id] = GridNode(c.id, c.name or c.id, "community", t.id,
                                        tuple(cell.id for cell in c.cells))
-                for cell in c.cells:
-                    nodes[cell.id] = GridNode(cell.id, cell.name or cell.id, "cell", c.id, ())
+                for leaf in c.cells:
+                    nodes[leaf.id] = GridNode(leaf.id, leaf.name or leaf.id, "cell", c.id, ())
         return cls(nodes, city.id, by_cell, spec.timezone)
 
     def _collect_cells(self, node_id: str) -> list[str]:

@@ -127,32 +127,38 @@ class IncidentManager:
         )
         for attempt in retrying:
             with attempt:
-                view, changed = self._store_clip(find, relative)
-        if changed:
-            log.info("incident %s: clip %s", view.id, view.clip)
-            self.store.announce(view)
-            return view
-        if view is not None and view.clip == relative:
-            return view  # told twice
+                found = self._store_clip(find, relative)
+        if found is not None:
+            view, changed = found
+            if changed:
+                log.info("incident %s: clip %s", view.id, view.clip)
+                self.store.announce(view)
+                return view
+            if view.clip == relative:
+                return view  # told twice
         log.warning("clip %s not recorded: %s is gone or has another clip", relative, what)
         path.unlink(missing_ok=True)
         return None
 
     def _store_clip(self, find: Callable[[Session], IncidentRow | None],
-                    relative: str) -> tuple[Incident | None, bool]:
+                    relative: str) -> tuple[Incident, bool] | None:
         """Record the clip on the incident `find` returns, if it has none yet.
 
         A clip named by a worker (which did not know the incident id) is renamed to
         `<id>.mp4` next to the snapshot in the same transaction, and renamed back if that
-        does not commit, so files are found by incident id whoever recorded them.
+        does not commit, so files are found by incident id whoever recorded them. Returns
+        the incident and whether the clip was recorded now (not when it already had one), or
+        None when there is no such incident.
         """
         source = self.evidence.path_of(relative)
         moved: Path | None = None
         try:
             with self.store.writing() as session:
                 row = find(session)
-                if row is None or row.clip is not None:
-                    return (None if row is None else incident_view(session, row)), False
+                if row is None:
+                    return None
+                if row.clip is not None:
+                    return incident_view(session, row), False
                 stored = EvidenceWriter.clip_path(row.id, row.start_wall)
                 if stored != relative:
                     moved = self.evidence.path_of(stored)

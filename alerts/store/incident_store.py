@@ -123,12 +123,13 @@ def _sqlite(url: URL) -> Engine:
     because a read-then-write transaction that loses the race in WAL mode fails at once
     instead of waiting.
     """
-    memory = url.database in (None, "", ":memory:")
+    database = url.database or ":memory:"
+    memory = database == ":memory:"
     options: dict[str, Any] = {"connect_args": {"check_same_thread": False}}
     if memory:
         options["poolclass"] = StaticPool
     else:
-        Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+        Path(database).parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(url, **options)
 
     @event.listens_for(engine, "connect")
