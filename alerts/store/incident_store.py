@@ -48,6 +48,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
 from sqlalchemy.pool import StaticPool
 
+from gridwatch.common.redact import redact
+
 log = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
@@ -77,10 +79,6 @@ class IncidentPage:
     next_cursor: str | None
 
 
-def redact(url: str | URL) -> str:
-    return make_url(url).render_as_string(hide_password=True)
-
-
 def rows_changed(result: Result[Any]) -> int:
     """How many rows an UPDATE or DELETE run through a session matched.
 
@@ -107,11 +105,11 @@ def make_engine(url: str) -> Engine:
             parsed = parsed.set(drivername="postgresql+psycopg")
         elif parsed.get_driver_name() != "psycopg":
             raise ValueError(
-                f"database url {redact(parsed)}: driver {parsed.get_driver_name()!r} is not "
+                f"database url {redact(url)}: driver {parsed.get_driver_name()!r} is not "
                 "supported, use postgresql+psycopg://"
             )
         return create_engine(parsed, pool_pre_ping=True)
-    raise ValueError(f"database url {redact(parsed)}: only sqlite and postgresql are supported")
+    raise ValueError(f"database url {redact(url)}: only sqlite and postgresql are supported")
 
 
 def _sqlite(url: URL) -> Engine:
@@ -184,7 +182,8 @@ def migrate(engine: Engine) -> str:
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
         revision = MigrationContext.configure(connection).get_current_revision()
-    log.info("incident database %s at revision %s", redact(engine.url), revision)
+    log.info("incident database %s at revision %s",
+             engine.url.render_as_string(hide_password=True), revision)
     return revision or ""
 
 
@@ -256,7 +255,7 @@ class IncidentStore:
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
-        return f"IncidentStore({redact(self.engine.url)})"
+        return f"IncidentStore({self.engine.url.render_as_string()})"
 
     def close(self) -> None:
         self.engine.dispose()
