@@ -7,7 +7,6 @@ login rate limit counts.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -18,8 +17,6 @@ from sqlalchemy.orm import Session
 
 from gridwatch.accounts.tables import AuditRow
 from gridwatch.alerts.store.tables import utcnow
-
-log = logging.getLogger(__name__)
 
 LOGIN_FAILED = "login.failed"
 

@@ -13,7 +13,7 @@ import logging
 import math
 import re
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -22,7 +22,7 @@ from typing import Any, Literal
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
-from gridwatch.accounts.audit import LOGIN_FAILED, recent_failures, record
+from gridwatch.accounts.audit import LOGIN_FAILED, AuditEntry, entries, recent_failures, record
 from gridwatch.accounts.passwords import (
     check_strength,
     hash_password,
@@ -332,6 +332,23 @@ class Accounts:
                             .values({column: now}))
 
     # --- user management --------------------------------------------------------------
+
+    def audit_entries(
+        self,
+        *,
+        actor: str | None = None,
+        actions: Iterable[str] | None = None,
+        target: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        before_id: int | None = None,
+        limit: int = 100,
+    ) -> list[AuditEntry]:
+        """Audit entries newest first, filtered as `audit.entries` is, read in a transaction
+        of their own so that callers need no session of the database."""
+        with self.store.reading() as session:
+            return entries(session, actor=actor, actions=actions, target=target, since=since,
+                           until=until, before_id=before_id, limit=limit)
 
     def list_users(self, actor: User) -> list[Account]:
         with self.store.reading() as session:
