@@ -118,7 +118,7 @@ def run(events: int, cameras: int, workdir: Path) -> dict[str, Any]:
                     "evidence_dir": str(workdir / "evidence")},
         "analysis": {"fps": 5},
     }, "console latency benchmark")
-    service = Service(config)
+    service = Service(config).open()
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(create_app(service), host="127.0.0.1", port=port,
                                            log_level="warning", timeout_graceful_shutdown=2))

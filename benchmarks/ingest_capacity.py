@@ -61,13 +61,13 @@ from gridwatch.detectors.events import Event  # noqa: E402
 from gridwatch.detectors.motion import MotionDetector  # noqa: E402
 from gridwatch.detectors.pipeline import FrameResult  # noqa: E402
 from gridwatch.ingest.frame import Frame  # noqa: E402
-from gridwatch.ingest.options import StreamOptions  # noqa: E402
 from gridwatch.ingest.sources import open_source  # noqa: E402
 
 from benchmarks.media.make_streams import StreamSpec, camera_stream  # noqa: E402
-from gridwatch.service import CameraPipeline  # noqa: E402
+from gridwatch.node.cameras import CameraStatuses  # noqa: E402
 from gridwatch.settings import parse_config  # noqa: E402
-from gridwatch.worker.messages import Kind, Message  # noqa: E402
+from gridwatch.settings.stream import StreamSettings  # noqa: E402
+from gridwatch.worker.messages import FrameAnalysed, Heartbeat, WorkerMessage  # noqa: E402
 from gridwatch.worker.process import camera_tasks, cpu_seconds, plan_shards, rss_bytes  # noqa: E402
 from gridwatch.worker.shard import CameraTask  # noqa: E402
 from gridwatch.worker.supervisor import Supervisor  # noqa: E402
@@ -82,7 +82,7 @@ WORKERS = 2
 BASELINE_FPS = 5
 AV_OPTIONS = {"rtsp_transport": "tcp", "allowed_media_types": "video", "fflags": "nobuffer",
               "probesize": "500000", "analyzeduration": "500000"}
-"""What `gridwatch.ingest.av_source` opens a camera with (StreamOptions defaults)."""
+"""What `gridwatch.ingest.av_source` opens a camera with (StreamSettings defaults)."""
 
 
 # --- the cheap stage the ingester runs in this benchmark -----------------------------------
@@ -209,7 +209,7 @@ def run_children(role: str, urls: list[str], window: float, variant: str = "defa
 
 class Ingester:
     """The supervisor and its worker processes on K cameras, with this process receiving
-    what the service's main process receives (through the service's own `CameraPipeline`)."""
+    what the service's main process receives (through the service's own `CameraStatuses`)."""
 
     def __init__(self, urls: list[str], mode: str, evidence_dir: Path, store: str | None,
                  ) -> None:
@@ -222,33 +222,27 @@ class Ingester:
         })
         specs = plan_shards(config, config.model, WORKERS, analysis=motion_stage)
         where = {camera: spec.index for spec in specs for camera in spec.camera_ids}
-        self.pipelines = {t.camera.id: CameraPipeline(t, where[t.camera.id])
-                          for t in camera_tasks(config)}
+        self.cameras = CameraStatuses(camera_tasks(config), where)
         self.reports: dict[str, tuple[float, dict[str, Any]]] = {}
         self.max_age: dict[str, float] = {}
         self.lags: list[float] = []
         self._lock = threading.Lock()
         self.supervisor = Supervisor(specs, self._on_message, heartbeat_timeout_s=60)
 
-    def _on_message(self, _worker: int, incarnation: int, message: Message) -> None:
-        kind, body = message.kind, message.body
-        if kind is Kind.HEALTH:
+    def _on_message(self, _worker: int, incarnation: int, message: WorkerMessage) -> None:
+        self.cameras.apply(incarnation, message)
+        if isinstance(message, Heartbeat):
             with self._lock:
-                for report in body["cameras"]:
-                    camera = report["camera_id"]
-                    self.pipelines[camera].apply_report(incarnation, body["pid"], report)
-                    self.reports[camera] = (body["sent_at"], report["counters"])
-                    age = report["counters"]["last_frame_age_s"]
+                for report in message.cameras:
+                    counters = report.stream.counters
+                    self.reports[report.camera] = (message.sent_at, counters.model_dump())
+                    age = counters.last_frame_age_s
                     if age is not None:
-                        self.max_age[camera] = max(self.max_age.get(camera, 0.0), age)
-            return
-        pipeline = self.pipelines.get(message.camera or "")
-        if pipeline is None:
-            return
-        pipeline.apply(kind, body)
-        if kind is Kind.RESULT:
+                        self.max_age[report.camera] = max(self.max_age.get(report.camera, 0.0),
+                                                          age)
+        elif isinstance(message, FrameAnalysed):
             with self._lock:
-                self.lags.append(time.time() - body["wall"])
+                self.lags.append(time.time() - message.frame.wall)
 
     def wait_online(self, timeout: float) -> bool:
         deadline = time.monotonic() + timeout
@@ -256,7 +250,7 @@ class Ingester:
             with self._lock:
                 ready = [c for c, (_, counters) in self.reports.items()
                          if counters["analysed"] >= 2]
-            if len(ready) == len(self.pipelines):
+            if len(ready) == len(self.cameras):
                 return True
             time.sleep(0.5)
         return False
@@ -377,7 +371,7 @@ def keyframe_psnr_db(clip: Path) -> float:
     """Worst PSNR of the clip's keyframes decoded without the loop filter against with it:
     what skipping it costs in picture quality."""
     def keyframes(skip: bool) -> list[np.ndarray]:
-        options = StreamOptions(keyframes_only=True, keyframe_skip_loop_filter=skip)
+        options = StreamSettings(keyframes_only=True, keyframe_skip_loop_filter=skip)
         with open_source(str(clip), options) as source:
             return [f.gray().astype(np.float64) for f in source]
 
@@ -498,7 +492,7 @@ def main() -> int:
         memory_rss = (in_memory["workers_rss_bytes"] - watch_runs[-1]["workers_rss_bytes"]
                       ) / args.cost_k
     bound = median(costs["bound"])
-    in_use = StreamOptions()
+    in_use = StreamSettings()
     skip_change = statistics.median(ratios["skip_loop_filter/bound"]) - 1
     threads_change = statistics.median(ratios["threads_2/bound"]) - 1
     threads_memory = (statistics.median(memory["threads_2"]) -

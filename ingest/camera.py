@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import deque
 from collections.abc import Callable
 from typing import Self
 
@@ -20,14 +19,21 @@ from gridwatch.ingest.counters import CameraCounters
 from gridwatch.ingest.errors import SourceError
 from gridwatch.ingest.frame import Frame
 from gridwatch.ingest.mailbox import LatestFrame
-from gridwatch.ingest.options import StreamOptions
 from gridwatch.ingest.packet_buffer import PacketRingBuffer
 from gridwatch.ingest.source import Source
 from gridwatch.ingest.sources import open_source
-from gridwatch.ingest.state import REJECTED, CameraState, StateChange
+from gridwatch.ingest.state import (
+    REJECTED,
+    CameraState,
+    StateChange,
+    StateHistory,
+    StreamCounters,
+    StreamHealth,
+)
 from gridwatch.ingest.watchdog import WATCHDOG, StallWatchdog
 
 from gridwatch.common.redact import describe_error, redact
+from gridwatch.settings.stream import StreamSettings
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +58,7 @@ class CameraRunner:
         self,
         camera_id: str,
         uri: str,
-        options: StreamOptions | None = None,
+        options: StreamSettings | None = None,
         *,
         on_state: StateListener | None = None,
         on_frame: FrameListener | None = None,
@@ -64,7 +70,7 @@ class CameraRunner:
         self.camera_id = camera_id
         self.packet_buffer = packet_buffer
         self.display_uri = redact(uri)
-        self.options = options or StreamOptions()
+        self.options = options or StreamSettings()
         self.counters = CameraCounters()
         self.mailbox = LatestFrame()
         self._uri = uri
@@ -80,10 +86,8 @@ class CameraRunner:
         self._source: Source | None = None
         self._progress_at = 0.0
         self._stall_flagged = False
-        self._state = CameraState.CONNECTING
-        self._reason = "not started"
-        self._since = time.time()
-        self._history: deque[StateChange] = deque(maxlen=history_size)
+        self._states = StateHistory(CameraState.CONNECTING, "not started", time.time(),
+                                    history_size)
         self._next_index = 0
         self._t_base = 0.0
         self._last_t: float | None = None
@@ -91,7 +95,7 @@ class CameraRunner:
 
     def __repr__(self) -> str:
         return (f"CameraRunner({self.camera_id!r}, {self.display_uri!r}, "
-                f"state={self._state.value!r})")
+                f"state={self._states.state.value!r})")
 
     # --- consumer side -------------------------------------------------------------------
 
@@ -146,34 +150,33 @@ class CameraRunner:
 
     @property
     def state(self) -> CameraState:
-        return self._state
+        return self._states.state
 
     @property
     def reason(self) -> str:
-        return self._reason
+        return self._states.reason
 
     @property
     def history(self) -> list[StateChange]:
         """Past changes of state or reason, oldest first (bounded)."""
         with self._lock:
-            return list(self._history)
+            return self._states.recent(None)
+
+    def status(self) -> StreamHealth:
+        """This camera as its worker reports it; credentials are never part of it."""
+        with self._lock:
+            return StreamHealth(
+                camera_id=self.camera_id, uri=self.display_uri, state=self._states.state,
+                reason=self._states.reason, since=self._states.since, running=self.running,
+                keyframes_only=self._keyframes_only,
+                counters=StreamCounters.model_validate(self.counters.snapshot()),
+                recent_changes=self._states.recent(),
+                packet_buffer=(None if self.packet_buffer is None
+                               else self.packet_buffer.stats()))
 
     def health(self) -> dict[str, object]:
-        """What the API shows for this camera; credentials are never part of it."""
-        with self._lock:
-            return {
-                "camera_id": self.camera_id,
-                "uri": self.display_uri,
-                "state": self._state.value,
-                "reason": self._reason,
-                "since": self._since,
-                "running": self.running,
-                "keyframes_only": self._keyframes_only,
-                "counters": self.counters.snapshot(),
-                "recent_changes": [c.as_dict() for c in list(self._history)[-10:]],
-                "packet_buffer": (None if self.packet_buffer is None
-                                  else self.packet_buffer.stats()),
-            }
+        """`status()` as JSON-ready data."""
+        return self.status().model_dump(mode="json")
 
     # --- state machine -------------------------------------------------------------------
 
@@ -182,18 +185,12 @@ class CameraRunner:
         the watchdog thread)."""
         reason = redact(reason)
         with self._lock:
-            if state is self._state and reason == self._reason:
-                return
-            previous = self._state
-            now = time.time()
-            if state is not previous:
-                self._since = now
-            self._state, self._reason = state, reason
-            change = StateChange(state, reason, now, previous)
-            self._history.append(change)
+            change = self._states.set(state, reason, time.time())
+        if change is None:
+            return
         level = logging.WARNING if state in REJECTED else logging.INFO
         log.log(level, "camera %s: %s (%s; was %s)", self.camera_id, state.value, reason,
-                previous.value)
+                change.previous.value if change.previous else None)
         if self._on_state is not None:
             try:
                 self._on_state(self.camera_id, change)
@@ -296,12 +293,12 @@ class CameraRunner:
         if self._stopping.is_set():
             return None
         if self._stall_flagged:
-            return CameraState.STALLED, self._reason
+            return CameraState.STALLED, self._states.reason
         return failure
 
     def _deliver(self, frame: Frame) -> None:
         self._progress_at = time.monotonic()
-        if self._state is not CameraState.ONLINE:
+        if self._states.state is not CameraState.ONLINE:
             self._set_state(CameraState.ONLINE, "receiving frames")
             self._backoff.reset()
         frame.index = self._next_index

@@ -24,14 +24,16 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Protocol
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, HTTPException, Request
 from fastapi.responses import Response, StreamingResponse
 
 from gridwatch.alerts.store.incident_store import IncidentStore
 from gridwatch.alerts.store.views import Incident
+from gridwatch.ingest.state import CameraHealth
 from gridwatch.web.auth import SESSION_COOKIE, CurrentUser, accounts_of
+from gridwatch.web.views import Cameras
 
 log = logging.getLogger(__name__)
 
@@ -86,11 +88,11 @@ class _Listener:
 class LiveFeed:
     """Fans committed incident changes and camera status out to console connections.
 
-    `cameras` returns the cameras' health (`Service.camera_health`); it is called from a
-    worker thread once a second while at least one connection is open.
+    `cameras` returns the cameras' health (`ServiceView.camera_health`); it is called from
+    a worker thread once a second while at least one connection is open.
     """
 
-    def __init__(self, store: IncidentStore, cameras: Callable[[], list[dict[str, Any]]],
+    def __init__(self, store: IncidentStore, cameras: Callable[[], list[CameraHealth]],
                  *, camera_interval_s: float = CAMERA_INTERVAL_S,
                  recheck_s: float = RECHECK_S) -> None:
         self.store = store
@@ -122,7 +124,7 @@ class LiveFeed:
         for listener in listeners:
             _call_soon(listener, None)
 
-    def publish(self, incident: Incident) -> FeedEvent:
+    def publish(self, incident: Incident) -> None:
         """The store's subscriber: runs in the committing thread, so it only hands over."""
         data = {"change": "opened" if incident.version == 1 else "changed",
                 "incident": incident.to_api()}
@@ -133,7 +135,6 @@ class LiveFeed:
             listeners = [li for li in self._listeners if li.visible(event.grid_cell)]
         for listener in listeners:
             _call_soon(listener, event)
-        return event
 
     def _attach(self, visible: Visible, last_event_id: str | None
                 ) -> tuple[_Listener, list[FeedEvent], bool]:
@@ -201,7 +202,7 @@ class LiveFeed:
                 return
             yield event.encode()
 
-    async def _camera_snapshot(self) -> list[dict[str, Any]]:
+    async def _camera_snapshot(self) -> list[CameraHealth]:
         try:
             return await asyncio.to_thread(self.cameras)
         except Exception:
@@ -209,33 +210,32 @@ class LiveFeed:
             return []
 
     @staticmethod
-    def _camera_message(visible: Visible, cameras: list[dict[str, Any]]) -> bytes:
-        shown = [camera_summary(c) for c in cameras if visible(c.get("grid_cell"))]
+    def _camera_message(visible: Visible, cameras: list[CameraHealth]) -> bytes:
+        shown = [camera_summary(c) for c in cameras if visible(c.grid_cell)]
         body = json.dumps({"cameras": shown, "sent_at": time.time()})
         return f"event: cameras\ndata: {body}\n\n".encode()
 
 
-def camera_summary(health: dict[str, Any]) -> dict[str, Any]:
-    """What a camera wall tile shows, from `CameraPipeline.health()`."""
-    counters = health.get("counters") or {}
-    analysis = health.get("last_analysis") or {}
-    preview = health.get("preview") or {}
+def camera_summary(health: CameraHealth) -> dict[str, Any]:
+    """What a camera wall tile shows of a camera's health."""
+    counters = health.counters
+    analysis = health.last_analysis
     return {
-        "id": health["id"],
-        "name": health.get("name") or health["id"],
-        "grid_cell": health.get("grid_cell"),
-        "state": health.get("state"),
-        "reason": health.get("reason"),
-        "since": health.get("since"),
-        "last_frame_age_s": counters.get("last_frame_age_s"),
-        "frames_decoded": counters.get("frames_decoded"),
-        "frames_dropped": counters.get("frames_dropped"),
-        "reconnects": counters.get("reconnects"),
-        "bitrate_bps": counters.get("bitrate_bps"),
-        "analysed": counters.get("analysed"),
-        "detections": len(analysis.get("detections") or []),
-        "preview_seq": preview.get("seq"),
-        "preview_wall": preview.get("wall"),
+        "id": health.id,
+        "name": health.name,
+        "grid_cell": health.grid_cell,
+        "state": health.state.value,
+        "reason": health.reason,
+        "since": health.since,
+        "last_frame_age_s": counters.last_frame_age_s,
+        "frames_decoded": counters.frames_decoded,
+        "frames_dropped": counters.frames_dropped,
+        "reconnects": counters.reconnects,
+        "bitrate_bps": counters.bitrate_bps,
+        "analysed": counters.analysed,
+        "detections": len(analysis.detections) if analysis is not None else 0,
+        "preview_seq": health.preview.seq,
+        "preview_wall": health.preview.wall,
     }
 
 
@@ -246,15 +246,7 @@ def _call_soon(listener: _Listener, event: FeedEvent | None) -> None:
         log.debug("live feed: listener's event loop is closed")
 
 
-class PreviewSource(Protocol):
-    """What the routes need from the service (`gridwatch.service.Service`)."""
-
-    def pipeline(self, camera_id: str) -> Any: ...
-
-    def want_preview(self, camera_id: str) -> None: ...
-
-
-def router(feed: LiveFeed, service: PreviewSource) -> APIRouter:
+def router(feed: LiveFeed, service: Cameras) -> APIRouter:
     """`/api/live/events` (the console's event stream) and the camera wall's pictures."""
     routes = APIRouter(prefix="/api/live", tags=["live"])
 
@@ -293,14 +285,15 @@ def router(feed: LiveFeed, service: PreviewSource) -> APIRouter:
         """The camera's newest picture: asking for it keeps the camera's pictures coming
         about once a second; the first answer after nobody asked for a while can be as old
         as `workers.preview_idle_interval_s` (`X-Frame-Wall` is its Unix time)."""
-        pipeline = service.pipeline(camera_id)
-        if pipeline is None or not user.can_see(pipeline.camera.grid_cell):
+        camera = service.camera(camera_id)
+        if camera is None or not user.can_see(camera.camera.grid_cell):
             raise HTTPException(404, f"camera {camera_id!r} not found")
         service.want_preview(camera_id)
-        jpeg = pipeline.preview.jpeg
+        preview = camera.preview
+        jpeg, wall = preview.jpeg, preview.wall
         if jpeg is None:
             raise HTTPException(404, f"camera {camera_id!r} has sent no frame yet")
         return Response(jpeg, media_type="image/jpeg", headers={
-            "Cache-Control": "no-store", "X-Frame-Wall": str(pipeline.preview.wall)})
+            "Cache-Control": "no-store", "X-Frame-Wall": str(wall)})
 
     return routes

@@ -17,7 +17,7 @@ import hmac
 import logging
 import math
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 from fastapi import APIRouter, Header, HTTPException
 from fastapi.responses import Response
@@ -29,13 +29,9 @@ from prometheus_client.core import (
     StateSetMetricFamily,
 )
 from prometheus_client.registry import Collector
-from sqlalchemy import func, select
 
-from gridwatch.alerts.store.tables import IncidentRow
 from gridwatch.ingest.state import CameraState
-
-if TYPE_CHECKING:
-    from gridwatch.service import Service
+from gridwatch.web.views import MetricsSource
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +50,7 @@ CAMERA_COUNTERS = (
 class ServiceCollector(Collector):
     """Builds every series from the service's state at scrape time."""
 
-    def __init__(self, service: Service) -> None:
+    def __init__(self, service: MetricsSource) -> None:
         self.service = service
 
     def collect(self) -> Iterator[Metric]:
@@ -78,18 +74,17 @@ class ServiceCollector(Collector):
                                     labels=labels)
         switches = CounterMetricFamily("gridwatch_camera_mode_switches",
                                        "Changes between watch and active mode", labels=labels)
-        for pipeline in self.service.pipelines:
-            values = [pipeline.camera.id, str(pipeline.worker)]
-            numbers = pipeline.counters()
+        for camera in self.service.camera_health():
+            values = [camera.id, str(camera.worker.index)]
+            numbers = camera.counters
             for name, key, _doc in CAMERA_COUNTERS:
-                counters[name].add_metric(values, numbers.get(key) or 0)
-            frame_age = numbers.get("last_frame_age_s")
+                counters[name].add_metric(values, getattr(numbers, key))
+            frame_age = numbers.last_frame_age_s
             age.add_metric(values, math.nan if frame_age is None else frame_age)
-            bitrate.add_metric(values, numbers.get("bitrate_bps") or 0)
-            state.add_metric(values, {s.value: pipeline.state == s.value for s in CameraState})
-            current = pipeline.mode()
-            mode.add_metric(values, {m: current.get("current") == m for m in MODES})
-            switches.add_metric(values, current.get("switches") or 0)
+            bitrate.add_metric(values, numbers.bitrate_bps)
+            state.add_metric(values, {s.value: camera.state is s for s in CameraState})
+            mode.add_metric(values, {m: camera.mode.current == m for m in MODES})
+            switches.add_metric(values, camera.mode.switches)
         yield from counters.values()
         yield from (age, bitrate, state, mode, switches)
 
@@ -112,7 +107,6 @@ class ServiceCollector(Collector):
         stuck = GaugeMetricFamily("gridwatch_worker_analysis_age_seconds",
                                   "Seconds since the worker's analysis thread came round, as "
                                   "of its last heartbeat", labels=["worker"])
-        heartbeats = self.service.worker_heartbeats
         for status in self.service.worker_statuses():
             worker = [str(status.index)]
             up.add_metric(worker, 1.0 if status.alive else 0.0)
@@ -122,10 +116,10 @@ class ServiceCollector(Collector):
                 rss.add_metric(worker, status.rss_bytes)
             restarts.add_metric(worker, status.restarts)
             cameras.add_metric(worker, len(status.cameras))
-            beat = heartbeats.get(status.index)
-            if beat is not None and status.alive:
-                dropped.add_metric(worker, beat.get("messages_dropped", 0))
-                stuck.add_metric(worker, beat.get("analysis_age_s", 0.0))
+            if status.alive and status.messages_dropped is not None:
+                dropped.add_metric(worker, status.messages_dropped)
+            if status.alive and status.analysis_age_s is not None:
+                stuck.add_metric(worker, status.analysis_age_s)
         yield from (up, cpu, rss, restarts, cameras, dropped, stuck)
 
     def _incidents(self) -> Iterator[Metric]:
@@ -133,14 +127,11 @@ class ServiceCollector(Collector):
                                       "Incidents in the store by kind and status",
                                       labels=["kind", "status"])
         try:
-            with self.service.store.reading() as session:
-                rows = session.execute(
-                    select(IncidentRow.kind, IncidentRow.status, func.count())
-                    .group_by(IncidentRow.kind, IncidentRow.status)).all()
+            counts = self.service.store.counts_by_kind_and_status()
         except Exception:
             log.exception("metrics: could not count incidents")
-            rows = []
-        for kind, status, count in rows:
+            counts = {}
+        for (kind, status), count in counts.items():
             incidents.add_metric([kind, status], count)
         yield incidents
 
@@ -148,7 +139,7 @@ class ServiceCollector(Collector):
 class ServiceMetrics:
     """The service's registry and its `/metrics` route."""
 
-    def __init__(self, service: Service, token: str | None = None) -> None:
+    def __init__(self, service: MetricsSource, token: str | None = None) -> None:
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(ServiceCollector(service))
         self.token = token

@@ -13,7 +13,8 @@ from __future__ import annotations
 import logging
 import time
 
-from gridwatch.settings import AnalysisMode
+from gridwatch.ingest.state import DecodeMode
+from gridwatch.settings.analysis import AnalysisMode
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +66,6 @@ class ModeSwitch:
         log.info("camera %s: %s mode (%s)", self.camera_id, self.current, why)
         return True
 
-    def as_dict(self) -> dict[str, object]:
-        return {"configured": self.mode, "current": self.current, "since": self.since,
-                "switches": self.switches, "quiet_s": self.quiet_s}
+    def report(self) -> DecodeMode:
+        return DecodeMode(configured=self.mode, current=self.current, since=self.since,
+                          switches=self.switches, quiet_s=self.quiet_s)

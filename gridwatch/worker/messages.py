@@ -1,70 +1,139 @@
-"""What a camera shard tells the process that owns the incident store, and how it is sent.
+"""What a camera shard tells the main process, and what the main process tells a worker.
 
 A shard (`gridwatch.worker.shard`) runs in a worker process or, with `workers.count: 0`, in
-the main process; either way it only ever talks through an `Output`. Messages are plain
-picklable tuples: an event carries its evidence frame as a BGR array (`detach_event`), never
-the decoder's `av.VideoFrame`.
+the main process; either way it only ever talks through an `Output`. Every message is a
+small frozen dataclass of its own kind, picklable and built once: an event carries its
+evidence frame as a BGR array (`detach_event`), never the decoder's `av.VideoFrame`.
 
-Two kinds of delivery, chosen by the sender:
-- reliable (`events`, `state` changes, `clip`s, `hello`): small and rare, never dropped;
-- latest-only (`health`, `result`, `preview`): one slot per kind and camera, a newer message
-  replaces one not yet sent, so a slow receiver costs a worker neither time nor memory.
+Two kinds of delivery, chosen by the sender from the message's type (`latest_slot`):
+- reliable (`Hello`, `StateChanged`, `EventFound`, `ClipWritten`): small and rare, never
+  dropped;
+- latest-only (`Heartbeat`, `FrameAnalysed`, `Preview`): one slot per kind and camera, a
+  newer message replaces one not yet sent, so a slow receiver costs a worker neither time
+  nor memory.
 
-The other way, the main process tells a worker over its control pipe to stop, or which
+The other way, over a worker's control pipe, go `ControlMessage`s: `Stop`, and which
 cameras' previews someone is looking at (`WantPreviews`).
+
+A new kind of message is a dataclass added to `WorkerMessage` (or `ControlMessage`), to
+`latest_slot` when a newer one may replace an unsent one, and to the receiver's dispatch
+(`gridwatch.worker.cameras.CameraStatuses.apply` in the main process, `_serve` in
+`gridwatch.worker.process` for control messages).
 """
 
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from enum import StrEnum
-from typing import Any, NamedTuple, Protocol
+from typing import Any, Protocol
 
 from gridwatch.detectors.events import Event
 from gridwatch.ingest.frame import Frame
+from gridwatch.ingest.state import AnalysedFrame, DecodeMode, StateChange, StreamHealth
+from gridwatch.worker.clips import Clip
 
 
-class Kind(StrEnum):
-    HELLO = "hello"
-    """A worker is up: `{"pid", "cameras"}`."""
-    HEALTH = "health"
-    """Heartbeat: `{"pid", "cpu_s", "rss_bytes", "analysis_age_s", "cameras": [...]}`."""
-    STATE = "state"
-    """A camera changed state: `StateChange.as_dict()`."""
-    EVENT = "event"
-    """A rule event (`gridwatch.detectors.events.Event`, frame detached)."""
-    CLIP = "clip"
-    """An evidence clip was written: `gridwatch.worker.clips.Clip`."""
-    RESULT = "result"
-    """One analysed frame for the live view: t, wall, size, zones, detections, mode."""
-    PREVIEW = "preview"
-    """The camera wall's picture: `Preview`."""
+@dataclass(frozen=True, slots=True)
+class Hello:
+    """A worker is up and runs these cameras."""
+
+    pid: int
+    cameras: tuple[str, ...]
 
 
-RELIABLE = frozenset({Kind.HELLO, Kind.STATE, Kind.EVENT, Kind.CLIP})
+@dataclass(frozen=True, slots=True)
+class CameraReport:
+    """One camera's health as its shard sees it, sent in every `Heartbeat`."""
+
+    stream: StreamHealth
+    mode: DecodeMode
+    preview_wanted: bool
+    analysis_cost: dict[str, Any] | None
+
+    @property
+    def camera(self) -> str:
+        return self.stream.camera_id
 
 
-class Message(NamedTuple):
-    kind: Kind
-    camera: str | None
-    body: Any
+@dataclass(frozen=True, slots=True)
+class Heartbeat:
+    """A worker's vital signs and its cameras' health, every `heartbeat_s`."""
+
+    pid: int
+    cpu_s: float
+    rss_bytes: int | None
+    threads: int
+    analysis_age_s: float
+    sent_at: float
+    messages_dropped: int
+    cameras: tuple[CameraReport, ...]
 
 
-class Output(Protocol):
-    """Where a shard sends its messages; `send` never blocks on the receiver."""
+@dataclass(frozen=True, slots=True)
+class StateChanged:
+    camera: str
+    change: StateChange
 
-    def send(self, message: Message) -> None: ...
+
+@dataclass(frozen=True, slots=True)
+class EventFound:
+    """A rule event, its frame detached (`detach_event`)."""
+
+    camera: str
+    event: Event
+
+
+@dataclass(frozen=True, slots=True)
+class ClipWritten:
+    """An evidence clip is on disk, keyed by its incident's dedup key."""
+
+    camera: str
+    clip: Clip
+
+
+@dataclass(frozen=True, slots=True)
+class FrameAnalysed:
+    """One analysed frame, for the live view and the camera's health."""
+
+    camera: str
+    frame: AnalysedFrame
 
 
 @dataclass(frozen=True, slots=True)
 class Preview:
     """A small JPEG of a camera's newest frame; `width`/`height` are the source frame's."""
 
+    camera: str
     jpeg: bytes
     wall: float
     width: int
     height: int
+
+
+WorkerMessage = (Hello | Heartbeat | StateChanged | EventFound | ClipWritten | FrameAnalysed
+                 | Preview)
+"""Everything a shard sends to the main process."""
+
+
+def latest_slot(message: WorkerMessage) -> tuple[type, str | None] | None:
+    """The slot a latest-only message takes (a newer one replaces it while unsent); None for
+    a message that must be delivered."""
+    if isinstance(message, FrameAnalysed | Preview):
+        return type(message), message.camera
+    if isinstance(message, Heartbeat):
+        return Heartbeat, None
+    return None
+
+
+class Output(Protocol):
+    """Where a shard sends its messages; `send` never blocks on the receiver."""
+
+    def send(self, message: WorkerMessage) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Stop:
+    """Main process to worker: close the cameras' open events, send them, and exit."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +143,10 @@ class WantPreviews:
     the two processes share no deadline clock they could rely on)."""
 
     cameras: dict[str, float]
+
+
+ControlMessage = Stop | WantPreviews
+"""Everything the main process tells a worker."""
 
 
 def detach_event(event: Event) -> Event:

@@ -20,12 +20,20 @@ import time
 from collections import deque
 from collections.abc import Sequence
 from multiprocessing.connection import Connection
-from typing import Any, Literal
+from typing import Literal
 
 import cv2
 
-from gridwatch.settings import Config, ModelConfig
-from gridwatch.worker.messages import RELIABLE, Kind, Message, WantPreviews
+from gridwatch.settings import GridwatchSettings
+from gridwatch.settings.model import ModelSettings
+from gridwatch.worker.messages import (
+    Heartbeat,
+    Hello,
+    Stop,
+    WantPreviews,
+    WorkerMessage,
+    latest_slot,
+)
 from gridwatch.worker.shard import (
     AnalysisFactory,
     CameraShard,
@@ -37,7 +45,6 @@ from gridwatch.worker.sources import analysis_url, camera_options
 
 log = logging.getLogger(__name__)
 
-STOP = "stop"
 LOG_FORMAT = "%(asctime)s %(levelname)s %(processName)s %(name)s: %(message)s"
 
 
@@ -55,7 +62,7 @@ def worker_count(setting: int | Literal["auto"], cameras: int) -> int:
     return min(wanted, cameras)
 
 
-def camera_tasks(config: Config) -> list[CameraTask]:
+def camera_tasks(config: GridwatchSettings) -> list[CameraTask]:
     """The enabled cameras with their analysis settings resolved (camera over defaults)."""
     defaults = config.analysis
     tasks = []
@@ -70,7 +77,7 @@ def camera_tasks(config: Config) -> list[CameraTask]:
     return tasks
 
 
-def plan_shards(config: Config, model: ModelConfig, shards: int,
+def plan_shards(config: GridwatchSettings, model: ModelSettings, shards: int,
                 analysis: AnalysisFactory = camera_analyzer) -> list[ShardSpec]:
     """Deal the cameras out to `shards` shards (round robin, in configuration order, so a
     restarted worker gets the same cameras back)."""
@@ -89,8 +96,8 @@ def plan_shards(config: Config, model: ModelConfig, shards: int,
     return specs
 
 
-class PipeOutbox:
-    """A worker's messages to the main process, sent by a thread of their own.
+class PipeSender:
+    """A worker's messages to the main process, sent over its pipe by a thread of their own.
 
     Reliable messages go first and are all sent; latest-only ones wait in one slot per
     (kind, camera), a newer one replacing an unsent one (counted in `dropped`). The shard's
@@ -100,8 +107,8 @@ class PipeOutbox:
     def __init__(self, conn: Connection) -> None:
         self._conn = conn
         self._cond = threading.Condition()
-        self._reliable: deque[Message] = deque()
-        self._latest: dict[tuple[str, str | None], Message] = {}
+        self._reliable: deque[WorkerMessage] = deque()
+        self._latest: dict[tuple[type, str | None], WorkerMessage] = {}
         self._closed = False
         self.broken = threading.Event()
         self.dropped = 0
@@ -110,17 +117,17 @@ class PipeOutbox:
     def start(self) -> None:
         self._thread.start()
 
-    def send(self, message: Message) -> None:
+    def send(self, message: WorkerMessage) -> None:
+        slot = latest_slot(message)
         with self._cond:
             if self._closed or self.broken.is_set():
                 return
-            if message.kind in RELIABLE:
+            if slot is None:
                 self._reliable.append(message)
             else:
-                key = (message.kind, message.camera)
-                if key in self._latest:
+                if slot in self._latest:
                     self.dropped += 1
-                self._latest[key] = message
+                self._latest[slot] = message
             self._cond.notify()
 
     def close(self, timeout: float) -> None:
@@ -130,7 +137,7 @@ class PipeOutbox:
             self._cond.notify()
         self._thread.join(timeout)
 
-    def _next(self) -> Message | None:
+    def _next(self) -> WorkerMessage | None:
         with self._cond:
             self._cond.wait_for(lambda: self._reliable or self._latest or self._closed)
             if self._reliable:
@@ -157,12 +164,12 @@ def worker_main(spec: ShardSpec, link: Connection, control: Connection) -> None:
     # Ctrl-C reaches the whole process group: the main process decides when workers stop.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, lambda _signum, _frame: stop.set())
-    out = PipeOutbox(link)
+    out = PipeSender(link)
     out.start()
     shard: CameraShard | None = None
     try:
         shard = CameraShard(spec, out)
-        out.send(Message(Kind.HELLO, None, {"pid": os.getpid(), "cameras": spec.camera_ids}))
+        out.send(Hello(os.getpid(), tuple(spec.camera_ids)))
         shard.start()
         _serve(spec, shard, out, control, stop)
     finally:
@@ -178,14 +185,14 @@ def _configure_process(spec: ShardSpec) -> None:
              ", ".join(spec.camera_ids))
 
 
-def _serve(spec: ShardSpec, shard: CameraShard, out: PipeOutbox, control: Connection,
+def _serve(spec: ShardSpec, shard: CameraShard, out: PipeSender, control: Connection,
            stop: threading.Event) -> None:
-    """Send a heartbeat every `heartbeat_s` and obey the control pipe in between (`STOP`, or
+    """Send a heartbeat every `heartbeat_s` and obey the control pipe in between (`Stop`, or
     `WantPreviews`), until told to stop or the main process is gone."""
     next_beat = time.monotonic()
     while not stop.is_set() and not out.broken.is_set():
         if time.monotonic() >= next_beat:
-            out.send(Message(Kind.HEALTH, None, heartbeat(shard, out)))
+            out.send(heartbeat(shard, out.dropped))
             next_beat = time.monotonic() + spec.heartbeat_s
         try:
             if not control.poll(max(0.0, next_beat - time.monotonic())):
@@ -194,7 +201,7 @@ def _serve(spec: ShardSpec, shard: CameraShard, out: PipeOutbox, control: Connec
         except (EOFError, OSError):
             log.warning("worker %d: the main process is gone; stopping", spec.index)
             return
-        if command == STOP:
+        if isinstance(command, Stop):
             return
         if isinstance(command, WantPreviews):
             shard.want_previews(command.cameras)
@@ -202,14 +209,13 @@ def _serve(spec: ShardSpec, shard: CameraShard, out: PipeOutbox, control: Connec
             log.warning("worker %d: unknown control message %r ignored", spec.index, command)
 
 
-def heartbeat(shard: CameraShard, out: PipeOutbox | None = None) -> dict[str, Any]:
-    """The worker's vital signs and its cameras' health."""
+def heartbeat(shard: CameraShard, messages_dropped: int = 0) -> Heartbeat:
+    """The process's vital signs and its cameras' health."""
     times = os.times()
-    return {"pid": os.getpid(), "cpu_s": times.user + times.system,
-            "rss_bytes": rss_bytes(os.getpid()), "threads": threading.active_count(),
-            "analysis_age_s": shard.analysis_age_s, "sent_at": time.time(),
-            "messages_dropped": out.dropped if out is not None else 0,
-            "cameras": shard.health()}
+    return Heartbeat(pid=os.getpid(), cpu_s=times.user + times.system,
+                     rss_bytes=rss_bytes(os.getpid()), threads=threading.active_count(),
+                     analysis_age_s=shard.analysis_age_s, sent_at=time.time(),
+                     messages_dropped=messages_dropped, cameras=shard.reports())
 
 
 def rss_bytes(pid: int) -> int | None:

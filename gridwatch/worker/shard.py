@@ -21,10 +21,11 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 import cv2
 from av.video.reformatter import VideoReformatter
+from cv2.typing import MatLike
 
 from gridwatch.alerts.incidents.evidence import EvidenceWriter
 from gridwatch.detectors.backends.base import Detector
@@ -33,12 +34,24 @@ from gridwatch.detectors.events import Event
 from gridwatch.detectors.pipeline import AnalysisRate, CameraAnalyzer, FrameResult
 from gridwatch.ingest.camera import CameraRunner
 from gridwatch.ingest.frame import Frame
-from gridwatch.ingest.options import StreamOptions
-from gridwatch.ingest.state import StateChange
-from gridwatch.settings import AnalysisMode, CameraConfig, ModelConfig
+from gridwatch.ingest.state import AnalysedFrame, StateChange
+from gridwatch.settings.analysis import AnalysisMode
+from gridwatch.settings.camera import CameraSettings
+from gridwatch.settings.clips import ClipSettings
+from gridwatch.settings.model import ModelSettings
+from gridwatch.settings.stream import StreamSettings
 from gridwatch.worker.adaptive import ModeSwitch
-from gridwatch.worker.clips import Clip, ClipRecorder, ClipSettings
-from gridwatch.worker.messages import Kind, Message, Output, Preview, detach_event
+from gridwatch.worker.clips import Clip, ClipRecorder, packet_buffer
+from gridwatch.worker.messages import (
+    CameraReport,
+    ClipWritten,
+    EventFound,
+    FrameAnalysed,
+    Output,
+    Preview,
+    StateChanged,
+    detach_event,
+)
 
 log = logging.getLogger(__name__)
 
@@ -50,9 +63,9 @@ PREVIEW_QUALITY = 75
 class CameraTask:
     """One camera as a shard runs it: the resolved stream to read and how to analyse it."""
 
-    camera: CameraConfig
+    camera: CameraSettings
     uri: str
-    options: StreamOptions
+    options: StreamSettings
     mode: AnalysisMode
     fps: float
     quiet_s: float
@@ -87,7 +100,7 @@ class ShardSpec:
 
     index: int
     tasks: tuple[CameraTask, ...]
-    model: ModelConfig
+    model: ModelSettings
     evidence_dir: Path
     clips: ClipSettings | None = None
     preview_interval_s: float = 1.0
@@ -172,6 +185,7 @@ class PreviewEncoder:
             return None
         width = min(self.max_width, frame.width)
         height = max(2, round(frame.height * width / frame.width / 2) * 2)
+        image: MatLike
         if frame.video_frame is not None:
             image = self._reformatter.reformat(frame.video_frame, width=width, height=height,
                                                format="bgr24",
@@ -184,7 +198,8 @@ class PreviewEncoder:
                         frame.camera_id, frame.index)
             return None
         self._at = self._clock()
-        return Preview(encoded.tobytes(), frame.wall, frame.width, frame.height)
+        return Preview(frame.camera_id, encoded.tobytes(), frame.wall, frame.width,
+                       frame.height)
 
 
 class ShardCamera:
@@ -198,7 +213,7 @@ class ShardCamera:
         self.analysis = analysis
         self.out = out
         self.modes = ModeSwitch(self.id, task.mode, task.quiet_s)
-        packets = (clips.buffer(self.id, evidence.dir)
+        packets = (packet_buffer(clips, self.id, evidence.dir)
                    if clips is not None and clips.enabled else None)
         options = task.options.model_copy(update={"keyframes_only": self.modes.keyframes_only})
         self._handover = AnalysisRate(task.fps)
@@ -209,7 +224,7 @@ class ShardCamera:
         # keyed by the incident's dedup key, as only the main process knows incident ids.
         self.clips: ClipRecorder | None = None
         if clips is not None and packets is not None:
-            self.clips = clips.recorder(packets, evidence, on_ready=self._on_clip)
+            self.clips = ClipRecorder(packets, evidence, clips, on_ready=self._on_clip)
         self.preview = preview
         self._open: set[tuple[str, str]] = set()
 
@@ -220,10 +235,10 @@ class ShardCamera:
         return self._handover.take(frame.t)
 
     def _on_state(self, camera_id: str, change: StateChange) -> None:
-        self.out.send(Message(Kind.STATE, camera_id, change.as_dict()))
+        self.out.send(StateChanged(camera_id, change))
 
     def _on_clip(self, clip: Clip) -> None:
-        self.out.send(Message(Kind.CLIP, self.id, clip))
+        self.out.send(ClipWritten(self.id, clip))
 
     def analyse(self, frame: Frame) -> None:
         result = self.analysis.process(frame)
@@ -234,14 +249,12 @@ class ShardCamera:
             busy = self.analysis.wants_active_mode or bool(self._open)
             if self.modes.observe(frame.t, busy):
                 self.runner.set_keyframes_only(self.modes.keyframes_only)
-            self.out.send(Message(Kind.RESULT, self.id, {
-                "t": frame.t, "wall": frame.wall, "zones": result.zones,
-                "width": frame.width, "height": frame.height, "keyframe": frame.keyframe,
-                "mode": self.modes.current,
-                "detections": [d.to_json() for d in result.detections]}))
+            self.out.send(FrameAnalysed(self.id, AnalysedFrame(
+                frame.t, frame.wall, result.zones, frame.width, frame.height, frame.keyframe,
+                self.modes.current, [d.to_json() for d in result.detections])))
         preview = self.preview.offer(frame)
         if preview is not None:
-            self.out.send(Message(Kind.PREVIEW, self.id, preview))
+            self.out.send(preview)
 
     def emit(self, event: Event) -> None:
         """Send an event on; an open event keeps the camera in active mode."""
@@ -252,16 +265,12 @@ class ShardCamera:
             self._open.add(key)
         if self.clips is not None:
             self.clips.follow_event(event)
-        self.out.send(Message(Kind.EVENT, self.id, detach_event(event)))
+        self.out.send(EventFound(self.id, detach_event(event)))
 
-    def health(self) -> dict[str, Any]:
-        health = self.runner.health()
-        health["mode"] = self.modes.as_dict()
-        health["preview_wanted"] = self.preview.wanted
+    def report(self) -> CameraReport:
         costs = getattr(self.analysis, "costs", None)
-        if callable(costs):
-            health["analysis_cost"] = costs()
-        return health
+        return CameraReport(self.runner.status(), self.modes.report(), self.preview.wanted,
+                            costs() if callable(costs) else None)
 
     def stop(self) -> None:
         self.runner.stop()
@@ -331,8 +340,8 @@ class CameraShard:
         0.5 s when idle): a stuck analysis shows here while the process still answers."""
         return time.monotonic() - self._tick
 
-    def health(self) -> list[dict[str, Any]]:
-        return [camera.health() for camera in self.cameras.values()]
+    def reports(self) -> tuple[CameraReport, ...]:
+        return tuple(camera.report() for camera in self.cameras.values())
 
     def want_previews(self, wanted: Mapping[str, float]) -> None:
         """Someone looks at these cameras' pictures (camera id to seconds): encode them at

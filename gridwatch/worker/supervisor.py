@@ -28,20 +28,20 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
-from multiprocessing.context import BaseContext
+from multiprocessing.context import ForkServerContext, SpawnContext
 from multiprocessing.process import BaseProcess
 from typing import Any
 
 from gridwatch.common.backoff import ExponentialBackoff
-from gridwatch.worker.messages import Kind, Message, WantPreviews
-from gridwatch.worker.process import STOP, cpu_seconds, heartbeat, rss_bytes, worker_main
+from gridwatch.worker.messages import Heartbeat, Hello, Stop, WantPreviews, WorkerMessage
+from gridwatch.worker.process import cpu_seconds, heartbeat, rss_bytes, worker_main
 from gridwatch.worker.shard import CameraShard, ShardSpec
 
 log = logging.getLogger(__name__)
 
-MessageHandler = Callable[[int, int, Message], None]
+MessageHandler = Callable[[int, int, WorkerMessage], None]
 """(worker index, incarnation, message): called on the supervisor's thread; be quick."""
 DownHandler = Callable[[int, str], None]
 """(worker index, reason): a worker stopped unexpectedly; its cameras are down."""
@@ -49,15 +49,20 @@ DownHandler = Callable[[int, str], None]
 MAX_MESSAGES_PER_TURN = 200
 
 
-def worker_context() -> BaseContext:
-    """The fork-server context, with the service's modules imported in the server.
+WORKER_MODULES = ["gridwatch.worker.process"]
+"""What the fork server imports before it forks workers: the worker entry and, through it,
+the shard, ingest and the detection core; nothing of the web side or the database."""
+
+
+def worker_context() -> ForkServerContext:
+    """The fork-server context, with the worker's modules imported in the server.
 
     A worker forked from it starts in milliseconds. Each worker still runs the main module
     again (multiprocessing's rule; Python 3.11 cannot preload `__main__` in the fork server),
-    which is cheap once what it imports is there: the service and, through it, the rest.
+    which is cheap when it is the command line, whose imports are deferred.
     """
     context = mp.get_context("forkserver")
-    context.set_forkserver_preload(["gridwatch.service"])
+    context.set_forkserver_preload(WORKER_MODULES)
     return context
 
 
@@ -76,9 +81,10 @@ class WorkerStatus:
     rss_bytes: int | None
     heartbeat_age_s: float | None
     down_reason: str | None
-
-    def as_dict(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in self.__slots__}
+    messages_dropped: int | None = None
+    """Messages its current process replaced before they were sent (last heartbeat)."""
+    analysis_age_s: float | None = None
+    """Seconds since its analysis thread came round, as of its last heartbeat."""
 
 
 @dataclass(eq=False)
@@ -94,7 +100,7 @@ class _Worker:
     started_at: float | None = None
     said_hello: bool = False
     last_message: float = 0.0
-    heartbeat: dict[str, Any] = field(default_factory=dict)
+    heartbeat: Heartbeat | None = None
     heartbeat_at: float = 0.0
     kill_reason: str | None = None
     down_reason: str | None = None
@@ -119,7 +125,7 @@ class Supervisor:
         restart_backoff_initial_s: float = 0.5,
         restart_backoff_max_s: float = 30.0,
         stable_after_s: float = 60.0,
-        context: BaseContext | None = None,
+        context: ForkServerContext | SpawnContext | None = None,
     ) -> None:
         self._workers = [_Worker(spec) for spec in specs]
         self._on_message = on_message
@@ -162,7 +168,7 @@ class Supervisor:
             for worker in self._workers:
                 if worker.control is not None:
                     with contextlib.suppress(OSError):
-                        worker.control.send(STOP)
+                        worker.control.send(Stop())
         if not self._thread.is_alive():
             return
         self._thread.join(timeout)
@@ -187,7 +193,9 @@ class Supervisor:
                 cpu_s=cpu_seconds(pid) if alive and pid else None,
                 rss_bytes=rss_bytes(pid) if alive and pid else None,
                 heartbeat_age_s=now - w.heartbeat_at if w.heartbeat_at else None,
-                down_reason=w.down_reason))
+                down_reason=w.down_reason,
+                messages_dropped=w.heartbeat.messages_dropped if w.heartbeat else None,
+                analysis_age_s=w.heartbeat.analysis_age_s if w.heartbeat else None))
         return out
 
     # --- the supervisor thread ------------------------------------------------------------
@@ -255,18 +263,18 @@ class Supervisor:
                 worker.link.close()
             worker.link = None
 
-    def _handle(self, worker: _Worker, message: Message) -> None:
+    def _handle(self, worker: _Worker, message: WorkerMessage) -> None:
         now = time.monotonic()
         worker.last_message = now
-        if message.kind is Kind.HELLO:
+        if isinstance(message, Hello):
             worker.said_hello = True
-        elif message.kind is Kind.HEALTH:
-            worker.heartbeat, worker.heartbeat_at = message.body, now
+        elif isinstance(message, Heartbeat):
+            worker.heartbeat, worker.heartbeat_at = message, now
         try:
             self._on_message(worker.index, worker.incarnation, message)
         except Exception:
             log.exception("worker %d: handling a %s message failed", worker.index,
-                          message.kind)
+                          type(message).__name__)
 
     def _check(self, worker: _Worker, now: float) -> None:
         """Kill a worker that stopped answering, or whose analysis stopped coming round."""
@@ -278,9 +286,10 @@ class Supervisor:
                 reason = f"did not start within {self.start_timeout_s:g} s"
         elif now - worker.last_message > self.heartbeat_timeout_s:
             reason = f"no heartbeat for {now - worker.last_message:.1f} s"
-        elif worker.heartbeat.get("analysis_age_s", 0.0) > self.heartbeat_timeout_s:
+        elif (worker.heartbeat is not None
+              and worker.heartbeat.analysis_age_s > self.heartbeat_timeout_s):
             # The process answers, but its analysis thread stopped coming round.
-            reason = f"analysis stuck for {worker.heartbeat['analysis_age_s']:.1f} s"
+            reason = f"analysis stuck for {worker.heartbeat.analysis_age_s:.1f} s"
         if reason is not None and worker.process is not None and worker.process.pid:
             log.error("worker %d (pid %d): %s; killing it", worker.index, worker.process.pid,
                       reason)
@@ -344,7 +353,7 @@ class Supervisor:
         worker.started_mono = worker.last_message = time.monotonic()
         worker.started_at = time.time()
         worker.said_hello = False
-        worker.heartbeat, worker.heartbeat_at = {}, 0.0
+        worker.heartbeat, worker.heartbeat_at = None, 0.0
         worker.kill_reason = None
         worker.next_start = None
         with self._control_lock:
@@ -383,7 +392,7 @@ class InProcessWorkers:
                                         daemon=True)
         self._started_at: float | None = None
 
-    def send(self, message: Message) -> None:
+    def send(self, message: WorkerMessage) -> None:
         self._on_message(self.spec.index, 1, message)
 
     def start(self) -> None:
@@ -410,9 +419,10 @@ class InProcessWorkers:
             index=self.spec.index, pid=pid, alive=self._shard is not None, incarnation=1,
             restarts=0, cameras=self.spec.camera_ids, started_at=self._started_at,
             cpu_s=cpu_seconds(pid), rss_bytes=rss_bytes(pid), heartbeat_age_s=None,
-            down_reason=None)]
+            down_reason=None, messages_dropped=0,
+            analysis_age_s=self._shard.analysis_age_s if self._shard is not None else None)]
 
     def _heartbeats(self) -> None:
         while not self._stopping.wait(self.spec.heartbeat_s):
             if self._shard is not None:
-                self.send(Message(Kind.HEALTH, None, heartbeat(self._shard)))
+                self.send(heartbeat(self._shard))

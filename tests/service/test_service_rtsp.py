@@ -42,8 +42,8 @@ def test_service_opens_an_incident_from_a_real_rtsp_camera(
             time.sleep(0.5)
             incidents = service.store.list_incidents(camera="river-rtsp").items
         (health,) = service.camera_health()
-        assert health["state"] == "online", health
-        assert health["counters"]["analysed"] > 0
+        assert health.state == "online", health
+        assert health.counters.analysed > 0
         assert RTSP_PASSWORD not in repr(health)
         assert incidents, "no incident from the RTSP camera within 30 s"
         incident = incidents[0]

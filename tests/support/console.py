@@ -19,7 +19,7 @@ from typing import Any
 
 from gridwatch.accounts.bootstrap import PASSWORD_ENV
 from gridwatch.service import Service
-from gridwatch.settings import Config, parse_config
+from gridwatch.settings import GridwatchSettings, parse_config
 from gridwatch.web.api import create_app
 from tests.support.gridapp import PASSWORD, cli_admin
 from tests.support.served import Served, serve
@@ -87,7 +87,7 @@ def camera_like_copy(source: Path, gop: int = 30) -> Path:
 
 
 def console_config(tmp_path: Path, models_dir: Path, cameras: list[dict[str, Any]],
-                   **extra: Any) -> Config:
+                   **extra: Any) -> GridwatchSettings:
     data = {
         "cameras": cameras,
         "grid": GRID,
@@ -151,10 +151,10 @@ class ConsoleServer:
             self.service.store.close()
 
 
-def start_console(config: Config, monkeypatch: Any) -> ConsoleServer:
+def start_console(config: GridwatchSettings, monkeypatch: Any) -> ConsoleServer:
     """Serve the real service's app; the cameras wait for `start_cameras()`."""
     monkeypatch.setenv(PASSWORD_ENV, ADMIN_PASSWORD)
-    service = Service(config)
+    service = Service(config).open()
     try:
         served = serve(create_app(service))
     except BaseException:

@@ -18,6 +18,15 @@ from gridwatch.alerts.incidents.evidence import EvidenceWriter
 from gridwatch.alerts.incidents.grid import Grid
 from gridwatch.alerts.incidents.manager import IncidentManager
 from gridwatch.alerts.store.incident_store import IncidentStore
+from gridwatch.ingest.state import (
+    CameraHealth,
+    CameraState,
+    DecodeMode,
+    PreviewInfo,
+    StreamCounters,
+    WorkerRef,
+    ZoneOutline,
+)
 
 from gridwatch.accounts.store import Accounts, Role, User
 from gridwatch.settings import parse_config
@@ -27,19 +36,21 @@ from tests.support.grid_data import CAMERAS, PASSWORD, config_data
 
 pytest_plugins = ("tests.support.db",)
 
-def camera_health(camera: str, cell: str | None) -> dict[str, Any]:
-    """What `CameraPipeline.health()` returns for a camera that is online."""
-    return {
-        "id": camera, "name": camera, "grid_cell": cell, "state": "online", "reason": None,
-        "since": 1_749_988_800.0, "stream": f"rtsp://127.0.0.1:8554/{camera}",
-        "keyframes_only": False,
-        "counters": {"frames": 250, "keyframes": 10, "reconnects": 0, "decode_errors": 0},
-        "zones": [{"id": "walkway", "name": "Mall walkway",
-                   "polygon": [[0.05, 0.35], [0.95, 0.35], [0.95, 0.98], [0.05, 0.98]],
-                   "rules": ["crowd"]}],
-        "last_analysis": None,
-        "preview": {"available": False},
-    }
+
+def camera_health(camera: str, cell: str | None) -> CameraHealth:
+    """The health of a camera that is online, as a running service reports it."""
+    return CameraHealth(
+        id=camera, name=camera, grid_cell=cell, state=CameraState.ONLINE,
+        reason="receiving frames", since=1_749_988_800.0,
+        stream=f"rtsp://127.0.0.1:8554/{camera}", keyframes_only=False,
+        mode=DecodeMode(configured="adaptive", current="watch"),
+        worker=WorkerRef(index=0, pid=None),
+        counters=StreamCounters(frames_received=250, frames_decoded=10, analysed=10),
+        analysis_cost=None,
+        zones=[ZoneOutline(id="walkway", name="Mall walkway",
+                           polygon=[(0.05, 0.35), (0.95, 0.35), (0.95, 0.98), (0.05, 0.98)],
+                           rules=["crowd"])],
+        last_analysis=None, preview=PreviewInfo(), recent_changes=[])
 
 
 class Clock:
@@ -64,7 +75,7 @@ class FakeService:
     accounts: Accounts
     cameras: dict[str, str | None] = field(default_factory=lambda: dict(CAMERAS))
 
-    def camera_health(self) -> list[dict[str, Any]]:
+    def camera_health(self) -> list[CameraHealth]:
         return [camera_health(cam, cell) for cam, cell in self.cameras.items()]
 
 
@@ -113,7 +124,7 @@ class Env:
 @pytest.fixture
 def env(store: IncidentStore, tmp_path) -> Iterator[Env]:
     config = parse_config(config_data())
-    grid = Grid.from_spec(config.grid, CAMERAS)
+    grid = Grid.from_settings(config.grid, CAMERAS)
     clock = Clock(datetime.now(UTC).replace(microsecond=0))
     accounts = Accounts(store, grid, login_max_failures=5, login_window_s=60, clock=clock)
     evidence = EvidenceWriter(tmp_path / "evidence")

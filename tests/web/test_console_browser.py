@@ -254,14 +254,14 @@ def test_an_open_camera_wall_keeps_its_pictures_coming_about_once_a_second(
     page.wait_for_function(
         "() => document.querySelector('.tile[data-camera=river-pier] img')?.naturalWidth > 0",
         timeout=30_000)
-    preview = console.service.pipeline("river-pier").preview
+    preview = console.service.camera("river-pier").preview
     shown = "() => document.querySelector('.tile[data-camera=river-pier] img').src"
     seq, src = preview.seq, page.evaluate(shown)
     time.sleep(6)
     assert preview.seq - seq >= 3, "pictures about once a second while the wall is open"
     assert page.evaluate(shown) != src, "the tile shows the newer pictures"
-    (health,) = [h for h in console.service.camera_health() if h["id"] == "river-pier"]
-    assert health["preview"]["wanted"] is True
+    (health,) = [h for h in console.service.camera_health() if h.id == "river-pier"]
+    assert health.preview.wanted is True
 
 
 def test_township_operator_never_sees_another_townships_incident_in_the_console(

@@ -20,9 +20,9 @@ import numpy as np
 import pytest
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError
-from gridwatch.ingest.options import StreamOptions
 
 from gridwatch.service import Service
+from gridwatch.settings.stream import StreamSettings
 from gridwatch.web.webrtc import CameraSource, LiveViewError, LiveViews
 from tests.support.console import (
     NO_FISHING,
@@ -34,7 +34,7 @@ from tests.support.console import (
 pytest_plugins = ("tests.support.rtsp_fixtures",)
 
 BOAT = "fishing_boat_sea_640x360_30fps.mp4"
-LOOP = StreamOptions(loop=True, realtime=True)
+LOOP = StreamSettings(loop=True, realtime=True)
 
 
 @pytest.fixture(scope="module")
@@ -147,7 +147,7 @@ def boat_pipeline(footage_dir: Path, models_dir: Path, tmp_path: Path) -> Iterat
     service = Service(console_config(tmp_path, models_dir, [passthrough_camera(footage_dir)]))
     service.start()
     try:
-        yield service.pipeline("river-pier")
+        yield service.camera("river-pier")
     finally:
         service.stop()
 
@@ -234,7 +234,7 @@ def test_offer_without_video_is_refused_with_the_reason(camera_clip: Path):
 @pytest.mark.rtsp
 def test_rtsp_camera_is_passed_through_bit_exact(rtsp_server: Any, rtsp_clip: Path):
     """The production case: a real RTSP camera (Annex B with SPS/PPS in the SDP)."""
-    camera = CameraSource("rtsp-cam", rtsp_server.url("cam"), StreamOptions(), "cell-river-01",
+    camera = CameraSource("rtsp-cam", rtsp_server.url("cam"), StreamSettings(), "cell-river-01",
                           [], None)
 
     async def scenario() -> tuple[dict[str, Any], list[av.VideoFrame], list[dict[str, Any]]]:

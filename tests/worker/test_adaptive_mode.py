@@ -10,13 +10,15 @@ import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-from gridwatch.ingest.options import StreamOptions
+from gridwatch.ingest.state import AnalysedFrame
 
-from gridwatch.settings import AnalysisMode, CameraConfig, ModelConfig
-from gridwatch.worker.messages import Kind, Message
+from gridwatch.settings.analysis import AnalysisMode
+from gridwatch.settings.camera import CameraSettings
+from gridwatch.settings.model import ModelSettings
+from gridwatch.settings.stream import StreamSettings
+from gridwatch.worker.messages import EventFound, FrameAnalysed, WorkerMessage
 from gridwatch.worker.shard import CameraShard, CameraTask, ShardSpec
 from tests.support.rtsp import RtspTestServer, cache_dir
 
@@ -28,7 +30,7 @@ GOP = 20
 PERSON_ZONE = {"id": "floor", "polygon": [[0, 0], [1, 0], [1, 1], [0, 1]],
                "rules": [{"type": "presence", "kind": "intrusion", "classes": ["person"],
                           "min_dwell_s": 2, "end_after_s": 3}]}
-FAST = StreamOptions(open_timeout_s=3, read_timeout_s=3, stall_timeout_s=5,
+FAST = StreamSettings(open_timeout_s=3, read_timeout_s=3, stall_timeout_s=5,
                      backoff_initial_s=0.2, backoff_max_s=1)
 
 
@@ -65,17 +67,17 @@ class Collected:
     """The shard's messages, as the main process would receive them."""
 
     def __init__(self) -> None:
-        self.messages: list[Message] = []
+        self.messages: list[WorkerMessage] = []
         self._cond = threading.Condition()
 
-    def send(self, message: Message) -> None:
+    def send(self, message: WorkerMessage) -> None:
         with self._cond:
             self.messages.append(message)
             self._cond.notify_all()
 
-    def results(self) -> list[dict[str, Any]]:
+    def results(self) -> list[AnalysedFrame]:
         with self._cond:
-            return [m.body for m in self.messages if m.kind is Kind.RESULT]
+            return [m.frame for m in self.messages if isinstance(m, FrameAnalysed)]
 
     def wait_for(self, predicate, timeout: float) -> bool:
         with self._cond:
@@ -97,9 +99,9 @@ def run_shard(models_dir: Path, tmp_path: Path) -> Iterator:
     shards: list[CameraShard] = []
 
     def run(url: str, mode: AnalysisMode, quiet_s: float = 2.0) -> Collected:
-        camera = CameraConfig(id="indoor", url=url, zones=[PERSON_ZONE])
+        camera = CameraSettings(id="indoor", url=url, zones=[PERSON_ZONE])
         task = CameraTask(camera, url, FAST, mode, fps=5.0, quiet_s=quiet_s, conf=0.3)
-        spec = ShardSpec(0, (task,), ModelConfig(dir=models_dir), tmp_path / "evidence")
+        spec = ShardSpec(0, (task,), ModelSettings(dir=models_dir), tmp_path / "evidence")
         out = Collected()
         shard = CameraShard(spec, out)
         shards.append(shard)
@@ -117,10 +119,10 @@ def test_watch_mode_analyses_one_keyframe_per_gop_even_with_people_in_view(
     out = run_shard(indoor_server.url("watch"), "watch")
     assert out.wait_for(lambda o: len(o.results()) >= 9, timeout=40), out.results()
     results = out.results()
-    assert all(r["keyframe"] and r["mode"] == "watch" for r in results)
-    steps = {round(b["t"] - a["t"], 2) for a, b in itertools.pairwise(results)}
+    assert all(r.keyframe and r.mode == "watch" for r in results)
+    steps = {round(b.t - a.t, 2) for a, b in itertools.pairwise(results)}
     assert steps == {2.0}, f"one analysed frame per 2 s GOP, got steps {steps}"
-    assert any(r["detections"] for r in results), "the walker is seen on keyframes too"
+    assert any(r.detections for r in results), "the walker is seen on keyframes too"
 
 
 def test_adaptive_camera_goes_active_when_a_walker_appears_and_back_to_watch_after_quiet(
@@ -129,26 +131,26 @@ def test_adaptive_camera_goes_active_when_a_walker_appears_and_back_to_watch_aft
     out = run_shard(indoor_server.url("adaptive"), "adaptive", quiet_s=2.0)
 
     def back_to_watch(o: Collected) -> bool:
-        modes = [r["mode"] for r in o.results()]
+        modes = [r.mode for r in o.results()]
         return "active" in modes and modes[-1] == "watch" and modes.index("active") > 0
 
     assert out.wait_for(back_to_watch, timeout=60), [
-        (round(r["t"], 1), r["mode"], len(r["detections"])) for r in out.results()]
+        (round(r.t, 1), r.mode, len(r.detections)) for r in out.results()]
     results = out.results()
-    first_active = next(i for i, r in enumerate(results) if r["mode"] == "active")
-    last_active = max(i for i, r in enumerate(results) if r["mode"] == "active")
+    first_active = next(i for i, r in enumerate(results) if r.mode == "active")
+    last_active = max(i for i, r in enumerate(results) if r.mode == "active")
     watching, active = results[:first_active], results[first_active:last_active + 1]
-    assert watching and all(r["keyframe"] and not r["detections"] for r in watching), \
+    assert watching and all(r.keyframe and not r.detections for r in watching), \
         "the empty room is watched on keyframes"
-    assert results[first_active - 1]["detections"] or any(r["detections"] for r in active[:2])
-    assert any(not r["keyframe"] for r in active), "active mode decodes every frame"
-    steps = [round(b["t"] - a["t"], 2) for a, b in itertools.pairwise(active)]
+    assert results[first_active - 1].detections or any(r.detections for r in active[:2])
+    assert any(not r.keyframe for r in active), "active mode decodes every frame"
+    steps = [round(b.t - a.t, 2) for a, b in itertools.pairwise(active)]
     assert min(steps) >= 0.19 and sorted(steps)[len(steps) // 2] == pytest.approx(0.2), \
         "analysed at 5 fps"
-    seen = [r["t"] for r in active if r["detections"]]
+    seen = [r.t for r in active if r.detections]
     assert seen, "the walker is detected while active"
-    assert results[last_active + 1]["t"] - seen[-1] >= 2.0, "back only after the quiet period"
-    events = [m.body for m in out.messages if m.kind is Kind.EVENT]
+    assert results[last_active + 1].t - seen[-1] >= 2.0, "back only after the quiet period"
+    events = [m.event for m in out.messages if isinstance(m, EventFound)]
     assert [e.phase for e in events][:1] == ["start"] and events[0].kind == "intrusion"
     assert events[0].frame is not None and events[0].frame.video_frame is None, \
         "the evidence frame travels as a BGR copy"

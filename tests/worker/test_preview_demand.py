@@ -21,8 +21,10 @@ import pytest
 from fastapi.testclient import TestClient
 from gridwatch.ingest.frame import Frame
 
-from gridwatch.service import PreviewDemand, Service
-from gridwatch.settings import ConfigError, WorkersConfig, parse_config
+from gridwatch.node.previews import PreviewDemand
+from gridwatch.service import Service
+from gridwatch.settings import ConfigError, parse_config
+from gridwatch.settings.workers import WorkersSettings
 from gridwatch.web.api import create_app
 from gridwatch.worker.shard import PreviewEncoder
 from tests.support.gridapp import cli_admin
@@ -135,7 +137,7 @@ def test_demand_tells_the_worker_on_the_first_request_and_renews_only_past_half_
 
 def test_preview_settings_default_to_a_rare_idle_picture_and_a_demand_longer_than_a_refresh(
 ) -> None:
-    workers = WorkersConfig()
+    workers = WorkersSettings()
     assert (workers.preview_interval_s, workers.preview_idle_interval_s,
             workers.preview_demand_s) == (1.0, 30.0, 15.0)
 
@@ -187,7 +189,7 @@ def client(service: Service) -> Iterator[TestClient]:
 
 
 def preview_of(service: Service) -> dict[str, Any]:
-    return service.camera_health()[0]["preview"]
+    return service.camera_health()[0].preview.model_dump()
 
 
 def wait_until(service: Service, check: Callable[[dict[str, Any]], bool], timeout: float,
@@ -256,11 +258,11 @@ def test_a_restarted_worker_is_told_the_demand_that_still_lasts(
     idle(service)
     assert client.get("/api/live/cameras/pier/frame.jpg").status_code == 200
     wait_until(service, lambda p: p["wanted"] is True, 2.5, "the camera wanted")
-    pid = service.camera_health()[0]["worker"]["pid"]
+    pid = service.camera_health()[0].worker.pid
     os.kill(pid, signal.SIGKILL)
 
     deadline = time.monotonic() + 6
-    while service.camera_health()[0]["worker"]["pid"] in (None, pid):
+    while service.camera_health()[0].worker.pid in (None, pid):
         assert time.monotonic() < deadline, "the camera back in a new worker within 6 s"
         time.sleep(0.1)
     # No request since the kill: only the supervisor's re-sent demand makes it wanted.

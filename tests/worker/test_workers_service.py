@@ -39,8 +39,13 @@ def service(rtsp_server: RtspTestServer, models_dir: Path,
     assert all(not s.alive for s in service.worker_statuses()), "workers stopped with it"
 
 
+def healths(service: Service) -> list[dict[str, Any]]:
+    """The cameras' health as `/api/cameras` shows it."""
+    return [h.model_dump(mode="json") for h in service.camera_health()]
+
+
 def health_of(service: Service, camera: str) -> dict[str, Any]:
-    return next(h for h in service.camera_health() if h["id"] == camera)
+    return next(h for h in healths(service) if h["id"] == camera)
 
 
 def wait_until(check: Callable[[], bool], timeout: float, what: str,
@@ -62,28 +67,28 @@ def fresh(health: dict[str, Any]) -> bool:
 
 
 def all_fresh(service: Service) -> Callable[[], bool]:
-    return lambda: all(fresh(h) for h in service.camera_health())
+    return lambda: all(fresh(h) for h in healths(service))
 
 
 def test_each_worker_process_runs_its_cameras_and_the_api_health_keeps_updating(
     service: Service,
 ) -> None:
     wait_until(all_fresh(service), 60, "both cameras online", service.camera_health)
-    pids = {h["id"]: h["worker"]["pid"] for h in service.camera_health()}
+    pids = {h["id"]: h["worker"]["pid"] for h in healths(service)}
     assert len(set(pids.values())) == 2 and os.getpid() not in pids.values()
     with TestClient(create_app(service)) as client:
         assert client.get("/api/health").json()["cameras"] == {"online": 2}
-        before = {h["id"]: h["counters"]["analysed"] for h in service.camera_health()}
+        before = {h["id"]: h["counters"]["analysed"] for h in healths(service)}
         time.sleep(2.5)
-        after = {h["id"]: h["counters"]["analysed"] for h in service.camera_health()}
+        after = {h["id"]: h["counters"]["analysed"] for h in healths(service)}
         metrics = client.get("/metrics")
     assert all(after[c] > before[c] for c in before), (before, after)
-    for health in service.camera_health():
+    for health in healths(service):
         assert health["mode"]["current"] in ("watch", "active")
         assert health["counters"]["bitrate_bps"] > 10_000
         assert health["preview"]["seq"] >= 1
         assert RTSP_PASSWORD not in repr(health)
-    assert service.pipeline("pier").preview.jpeg[:2] == b"\xff\xd8"
+    assert service.camera("pier").preview.jpeg[:2] == b"\xff\xd8"
     assert metrics.status_code == 200
     text = metrics.text
     for worker in ("0", "1"):

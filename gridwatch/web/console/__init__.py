@@ -27,6 +27,7 @@ from gridwatch.alerts.incidents.lifecycle import ALLOWED, Status
 from gridwatch.common.severity import SEVERITIES
 from gridwatch.web import live_feed, webrtc
 from gridwatch.web.auth import CurrentUser
+from gridwatch.web.views import ServiceView
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +36,7 @@ STATIC_DIR = Path(__file__).resolve().parent / "static"
 mimetypes.add_type("text/javascript", ".js")
 
 
-def build(service: Any, *, recheck_s: float = live_feed.RECHECK_S) -> APIRouter:
+def build(service: ServiceView, *, recheck_s: float = live_feed.RECHECK_S) -> APIRouter:
     """`recheck_s`: how often an open event stream checks that its session still holds."""
     feed = live_feed.LiveFeed(service.store, service.camera_health, recheck_s=recheck_s)
     views = webrtc.LiveViews()
