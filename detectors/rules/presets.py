@@ -1,0 +1,101 @@
+"""Presets: the rules the service exists for, with field-tested defaults a user can override.
+
+A preset is an ordinary rule model whose defaults are the preset's settings; any field given
+in the configuration replaces the default, nested settings field by field (`people:
+{min_dwell_s: 900}` keeps the preset's classes and stationarity). Set a condition to `null`
+to switch it off (`boats: null` for a bank with no water).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Literal
+
+from gridwatch.detectors.bank_change import BankChangeSettings
+from gridwatch.detectors.rules.common import RuleCommon, Severity
+from gridwatch.detectors.rules.crowd import (
+    CrowdFields,
+    DensitySettings,
+    GatheringSettings,
+    SurgeSettings,
+)
+from gridwatch.detectors.rules.presence import PresenceCondition
+from pydantic import Field, model_validator
+
+log = logging.getLogger(__name__)
+
+
+class FishingPeople(PresenceCondition):
+    """People who stay put on the bank or in the water zone."""
+
+    classes: list[str] = Field(default_factory=lambda: ["person"], min_length=1)
+    min_dwell_s: float = Field(default=300.0, ge=0)
+    stationary: bool | None = True
+
+
+class FishingBoats(PresenceCondition):
+    """Boats in a no-fishing water zone."""
+
+    classes: list[str] = Field(default_factory=lambda: ["boat"], min_length=1)
+    min_dwell_s: float = Field(default=60.0, ge=0)
+
+
+class IllegalFishingPreset(RuleCommon):
+    """`preset: illegal_fishing`: stationary people or boats in the zone for a minimum time,
+    inside the ban `windows` (none: all year)."""
+
+    preset: Literal["illegal_fishing"]
+    kind: str = Field(default="illegal_fishing", min_length=1)
+    severity: Severity = "high"
+    end_after_s: float = Field(default=60.0, ge=0)
+    update_every_s: float = Field(default=60.0, gt=0)
+    cooldown_s: float = Field(default=120.0, ge=0)
+    people: FishingPeople | None = Field(default_factory=FishingPeople)
+    boats: FishingBoats | None = Field(default_factory=FishingBoats)
+
+    @model_validator(mode="after")
+    def _something_on(self) -> IllegalFishingPreset:
+        if self.people is None and self.boats is None:
+            raise ValueError("people and boats are both off: nothing to watch")
+        return self
+
+
+class DiggingMachines(PresenceCondition):
+    """Heavy vehicles or vessels working in the bank zone (COCO truck and boat; a custom
+    model's excavator and dredger)."""
+
+    classes: list[str] = Field(
+        default_factory=lambda: ["truck", "boat", "excavator", "dredger"], min_length=1,
+    )
+    min_dwell_s: float = Field(default=300.0, ge=0)
+
+
+class SandDiggingPreset(RuleCommon):
+    """`preset: sand_digging`: machines working in the bank zone for a minimum time, or a
+    lasting change of the bank's ground."""
+
+    preset: Literal["sand_digging"]
+    kind: str = Field(default="sand_digging", min_length=1)
+    severity: Severity = "high"
+    end_after_s: float = Field(default=120.0, ge=0)
+    update_every_s: float = Field(default=60.0, gt=0)
+    cooldown_s: float = Field(default=300.0, ge=0)
+    machines: DiggingMachines | None = Field(default_factory=DiggingMachines)
+    ground: BankChangeSettings | None = Field(default_factory=BankChangeSettings)
+
+    @model_validator(mode="after")
+    def _something_on(self) -> SandDiggingPreset:
+        if self.machines is None and self.ground is None:
+            raise ValueError("machines and ground are both off: nothing to watch")
+        return self
+
+
+class CrowdPreset(CrowdFields):
+    """`preset: crowd`: gathering, over-density (needs the zone's `area_m2`) and surge, all on."""
+
+    preset: Literal["crowd"]
+    end_after_s: float = Field(default=15.0, ge=0)
+    update_every_s: float = Field(default=30.0, gt=0)
+    gathering: GatheringSettings | None = Field(default_factory=GatheringSettings)
+    density: DensitySettings | None = Field(default_factory=DensitySettings)
+    surge: SurgeSettings | None = Field(default_factory=SurgeSettings)
