@@ -32,12 +32,6 @@ import httpx
 from gridwatch.alerts.delivery.dispatcher import OutboxDispatcher
 from gridwatch.alerts.delivery.sinks import build_sinks
 from gridwatch.alerts.delivery.sinks.base import Message
-from gridwatch.alerts.delivery.sinks.specs import (
-    DeliverySpec,
-    MqttSinkSpec,
-    RedisStreamsSinkSpec,
-    WebhookSinkSpec,
-)
 from gridwatch.alerts.delivery.sinks.webhook import (
     KEY_HEADER,
     SIGNATURE_HEADER,
@@ -48,6 +42,9 @@ from gridwatch.alerts.incidents.evidence import EvidenceWriter
 from gridwatch.alerts.incidents.manager import IncidentManager
 from gridwatch.alerts.store.incident_store import open_store
 from gridwatch.detectors.events import Event
+
+from gridwatch.settings.delivery import DeliverySettings
+from gridwatch.settings.sinks import MqttSinkSettings, RedisStreamsSinkSettings, WebhookSinkSettings
 
 SECRET_ENV = "GRIDWATCH_BENCH_WEBHOOK_SECRET"
 
@@ -132,14 +129,14 @@ def main() -> int:
         committed: dict[str, float] = {}
         store.subscribe(lambda incident: committed.setdefault(
             f"{incident.id}:v{incident.version}", time.time()))
-        specs: list = [WebhookSinkSpec(type="webhook", name="hook", url=receiver.url,
+        specs: list = [WebhookSinkSettings(type="webhook", name="hook", url=receiver.url,
                                        secret_env=SECRET_ENV)]
         if args.all_sinks:
             tag = secrets.token_hex(4)
-            specs += [MqttSinkSpec(type="mqtt", name="bus", topic_prefix=f"gwbench-{tag}"),
-                      RedisStreamsSinkSpec(type="redis_streams", name="stream",
+            specs += [MqttSinkSettings(type="mqtt", name="bus", topic_prefix=f"gwbench-{tag}"),
+                      RedisStreamsSinkSettings(type="redis_streams", name="stream",
                                            stream=f"gwbench:{tag}", maxlen=1000)]
-        dispatcher = OutboxDispatcher(store, build_sinks(specs), DeliverySpec())
+        dispatcher = OutboxDispatcher(store, build_sinks(specs), DeliverySettings())
         dispatcher.start()
         manager = IncidentManager(store, EvidenceWriter(Path(tmp) / "evidence"), cooldown_s=0)
         started = time.time()

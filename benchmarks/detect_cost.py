@@ -38,11 +38,12 @@ from gridwatch.detectors.backends.factory import create_detector
 from gridwatch.detectors.backends.onnx_backend import OnnxDetector
 from gridwatch.detectors.motion import MotionDetector
 from gridwatch.detectors.pipeline import CameraAnalyzer
-from gridwatch.detectors.rules import PresenceRuleSpec
-from gridwatch.detectors.zones import ZoneSpec
 from gridwatch.ingest.frame import Frame
-from gridwatch.ingest.options import StreamOptions
 from gridwatch.ingest.sources import open_source
+
+from gridwatch.settings.rules import PresenceRuleSettings
+from gridwatch.settings.stream import StreamSettings
+from gridwatch.settings.zones import ZoneSettings
 
 REPO = Path(__file__).resolve().parent.parent
 FOOTAGE = Path(os.environ.get("GRIDWATCH_FOOTAGE_DIR", REPO.parent / "shared" / "footage"))
@@ -62,13 +63,13 @@ CLIPS: dict[str, tuple[str, list[tuple[float, float]], list[str], Any]] = {
 }
 
 
-def zone(polygon: list[tuple[float, float]], classes: list[str], tiles: Any) -> ZoneSpec:
-    return ZoneSpec(id="zone", polygon=polygon, tiles=tiles,
-                    rules=[PresenceRuleSpec(classes=classes, min_dwell_s=2)])
+def zone(polygon: list[tuple[float, float]], classes: list[str], tiles: Any) -> ZoneSettings:
+    return ZoneSettings(id="zone", polygon=polygon, tiles=tiles,
+                    rules=[PresenceRuleSettings(classes=classes, min_dwell_s=2)])
 
 
 def frames(path: Path, limit: int | None = None) -> Iterator[Frame]:
-    source = open_source(str(path), StreamOptions(realtime=False, loop=False), camera_id="b")
+    source = open_source(str(path), StreamSettings(realtime=False, loop=False), camera_id="b")
     try:
         for i, frame in enumerate(source):
             if limit is not None and i >= limit:

@@ -27,8 +27,10 @@ from gridwatch.detectors.planner import LookKind, LookPlanner, LookSettings
 from gridwatch.detectors.regions import Region
 from gridwatch.detectors.rules import Rule, ZoneObservation, build_rule
 from gridwatch.detectors.tracking import ObjectTracker, TrackerSettings
-from gridwatch.detectors.zones import Zone, ZoneSpec
+from gridwatch.detectors.zones import Zone
 from gridwatch.ingest.frame import Frame
+
+from gridwatch.settings.zones import ZoneSettings
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +133,7 @@ class CameraAnalyzer:
     def __init__(
         self,
         camera_id: str,
-        zones: Sequence[ZoneSpec],
+        zones: Sequence[ZoneSettings],
         detector: Detector,
         *,
         analysis_fps: float | None = 5.0,
@@ -291,7 +293,7 @@ class CameraAnalyzer:
         return events
 
 
-_WHOLE_FRAME = ZoneSpec(id="frame", polygon=[(0.0, 0.0), (1.0, 0.0), (1.0, 1.0), (0.0, 1.0)])
+_WHOLE_FRAME = ZoneSettings(id="frame", polygon=[(0.0, 0.0), (1.0, 0.0), (1.0, 1.0), (0.0, 1.0)])
 
 
 def _same_object(a: Detection, b: Detection) -> bool:

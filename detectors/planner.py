@@ -5,7 +5,7 @@ Three sources of work, cheapest first:
   and lighting changes);
 - known objects: crops re-confirming what was found recently, every `recheck_s` when it stands
   still and on every frame when motion touches it;
-- sweeps: each zone in one overview plus tiles, every `ZoneSpec.sweep_every_s` (finds what
+- sweeps: each zone in one overview plus tiles, every `ZoneSettings.sweep_every_s` (finds what
   never moved: people fishing sit still for an hour), at once when the whole picture changed
   (lights, a camera moving), and on every frame in `every_frame` accuracy mode.
 
@@ -33,7 +33,7 @@ LookKind = Literal["idle", "regions", "sweep"]
 
 @dataclass(frozen=True, slots=True)
 class LookSettings:
-    """Camera-wide tuning of where the detector looks (zone-level options are in ZoneSpec).
+    """Camera-wide tuning of where the detector looks (zone-level options are in ZoneSettings).
 
     - `max_crops`: crops per frame; a frame needing more sweeps the zones instead.
     - `crop_pad`: context around a motion box or known object, as a fraction of its size.

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import supervision as sv
-from gridwatch.detectors.calibration import GroundMap
+from gridwatch.detectors.calibration import GroundMap, ground_map
 from gridwatch.detectors.detection import Box, Detection, box_iou, foot_point
 from gridwatch.detectors.membership import ZoneMembership
 from gridwatch.detectors.zones import Zone
@@ -239,7 +239,7 @@ class ObjectTracker:
         self.reset()
         self._zones = list(zones)
         self._maps = {
-            z.id: z.spec.calibration.bind(z.width, z.height)
+            z.id: ground_map(z.spec.calibration, z.width, z.height)
             for z in self._zones if z.spec.calibration is not None
         }
 

@@ -12,10 +12,11 @@ import av.error
 from gridwatch.ingest.counters import CameraCounters
 from gridwatch.ingest.errors import SourceError, classify
 from gridwatch.ingest.frame import Frame
-from gridwatch.ingest.options import StreamOptions
 from gridwatch.ingest.packet_buffer import PacketRingBuffer
 from gridwatch.ingest.source import MediaClock, Pacer, Source
 from gridwatch.ingest.state import CameraState
+
+from gridwatch.settings.stream import StreamSettings
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +34,7 @@ class AvSource(Source):
     which works the same for every container (GIF included).
     """
 
-    def __init__(self, uri: str, options: StreamOptions, camera_id: str = "",
+    def __init__(self, uri: str, options: StreamSettings, camera_id: str = "",
                  counters: CameraCounters | None = None, *, live: bool) -> None:
         super().__init__(uri, options, camera_id, counters)
         self.live = live

@@ -6,10 +6,10 @@ the count resets after a good session, and the policy switches by failure kind.
 
 from __future__ import annotations
 
-from gridwatch.ingest.options import StreamOptions
 from gridwatch.ingest.state import REJECTED, CameraState
 
 from gridwatch.common.backoff import ExponentialBackoff
+from gridwatch.settings.stream import StreamSettings
 
 
 def _policy(initial: float, maximum: float) -> ExponentialBackoff:
@@ -19,7 +19,7 @@ def _policy(initial: float, maximum: float) -> ExponentialBackoff:
 
 
 class Backoff:
-    def __init__(self, options: StreamOptions) -> None:
+    def __init__(self, options: StreamSettings) -> None:
         self._normal = _policy(options.backoff_initial_s, options.backoff_max_s)
         self._rejected = _policy(options.rejected_backoff_initial_s,
                                  options.rejected_backoff_max_s)

@@ -12,9 +12,10 @@ import cv2
 from gridwatch.ingest.counters import CameraCounters
 from gridwatch.ingest.errors import SourceError
 from gridwatch.ingest.frame import Frame
-from gridwatch.ingest.options import StreamOptions
 from gridwatch.ingest.source import Pacer, Source
 from gridwatch.ingest.state import CameraState
+
+from gridwatch.settings.stream import StreamSettings
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +32,7 @@ class ImageFolderSource(Source):
     """Images in natural name order; `t` = position / fps, so gaps from unreadable files
     keep the timing of the sequence."""
 
-    def __init__(self, folder: Path, options: StreamOptions, camera_id: str = "",
+    def __init__(self, folder: Path, options: StreamSettings, camera_id: str = "",
                  counters: CameraCounters | None = None) -> None:
         super().__init__(str(folder), options, camera_id, counters)
         self.files = sorted((p for p in folder.iterdir()

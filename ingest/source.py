@@ -10,9 +10,9 @@ from typing import Self
 
 from gridwatch.ingest.counters import CameraCounters
 from gridwatch.ingest.frame import Frame
-from gridwatch.ingest.options import StreamOptions
 
 from gridwatch.common.redact import redact
+from gridwatch.settings.stream import StreamSettings
 
 
 class Source(ABC):
@@ -30,7 +30,7 @@ class Source(ABC):
     """A fresh decoder has put out nothing yet: it waits for a keyframe (after connecting,
     or a switch of decode mode), so packets, not frames, show that the stream is alive."""
 
-    def __init__(self, uri: str, options: StreamOptions, camera_id: str,
+    def __init__(self, uri: str, options: StreamSettings, camera_id: str,
                  counters: CameraCounters | None) -> None:
         self.display_uri = redact(uri)
         self.options = options

@@ -9,19 +9,16 @@ from gridwatch.ingest.av_source import AvSource
 from gridwatch.ingest.counters import CameraCounters
 from gridwatch.ingest.errors import SourceError
 from gridwatch.ingest.folder_source import ImageFolderSource
-from gridwatch.ingest.options import StreamOptions
 from gridwatch.ingest.source import Source
 from gridwatch.ingest.state import CameraState
 
 from gridwatch.common.redact import redact
-
-NETWORK_SCHEMES = frozenset({"rtsp", "rtsps", "rtmp", "rtmps", "http", "https", "srt",
-                             "udp", "tcp"})
+from gridwatch.settings.stream import NETWORK_SCHEMES, StreamSettings
 
 
 def open_source(
     uri: str,
-    options: StreamOptions | None = None,
+    options: StreamSettings | None = None,
     camera_id: str = "",
     counters: CameraCounters | None = None,
 ) -> Source:
@@ -31,7 +28,7 @@ def open_source(
     a video file, a GIF, or a folder of images. Raises `SourceError` (redacted message,
     `state` telling the kind of failure) when it cannot be opened.
     """
-    options = options or StreamOptions()
+    options = options or StreamSettings()
     scheme = urlsplit(uri).scheme.lower()
     if scheme in NETWORK_SCHEMES:
         return AvSource(uri, options, camera_id, counters, live=True)

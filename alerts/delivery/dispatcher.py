@@ -37,12 +37,12 @@ from gridwatch.alerts.delivery.outbox_queue import (
     release_leases,
 )
 from gridwatch.alerts.delivery.sinks.base import PermanentError, RetryableError, Sink
-from gridwatch.alerts.delivery.sinks.specs import DeliverySpec
 from gridwatch.alerts.store.incident_store import IncidentStore
 from gridwatch.alerts.store.tables import utcnow
 from prometheus_client import Counter, Histogram
 
 from gridwatch.common.backoff import ExponentialBackoff
+from gridwatch.settings.delivery import DeliverySettings
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +66,7 @@ class OutboxDispatcher:
     """
 
     def __init__(self, store: IncidentStore, sinks: Sequence[Sink],
-                 spec: DeliverySpec | None = None) -> None:
+                 spec: DeliverySettings | None = None) -> None:
         if not sinks:
             raise ValueError("sinks: the dispatcher needs at least one sink")
         names = [s.name for s in sinks]
@@ -74,7 +74,7 @@ class OutboxDispatcher:
             raise ValueError(f"sinks: names must be unique, got {names}")
         self.store = store
         self.sinks = tuple(sinks)
-        self.spec = spec or DeliverySpec()
+        self.spec = spec or DeliverySettings()
         self.node = self.spec.node or socket.gethostname()
         # Between a message's rounds, growing with its stored attempt count; a receiver's
         # Retry-After is honoured when longer, up to the cap.

@@ -24,9 +24,10 @@ from gridwatch.alerts.incidents.lifecycle import Status
 from gridwatch.alerts.store.incident_store import IncidentStore, incident_view, rows_changed
 from gridwatch.alerts.store.tables import IncidentRow, utcnow
 from gridwatch.alerts.store.views import Incident
-from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
+
+from gridwatch.settings.deadlines import DeadlinesSettings
 
 log = logging.getLogger(__name__)
 
@@ -40,57 +41,6 @@ WAITING: dict[Step, frozenset[str]] = {
 }
 SYSTEM_ACTOR = "system:escalation"
 BATCH = 200
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class Deadline(_Strict):
-    acknowledge_s: float = Field(gt=0, description="Seconds from start to leaving `new`")
-    resolve_s: float = Field(gt=0, description="Seconds from start to resolved/false_alarm")
-
-    @model_validator(mode="after")
-    def _resolve_after_acknowledge(self) -> Deadline:
-        if self.resolve_s < self.acknowledge_s:
-            raise ValueError(f"resolve_s: {self.resolve_s} is shorter than acknowledge_s "
-                             f"({self.acknowledge_s}); an incident is resolved after it is seen")
-        return self
-
-
-class KindDeadline(_Strict):
-    """A kind's own deadlines; an omitted one is the default's."""
-
-    acknowledge_s: float | None = Field(default=None, gt=0)
-    resolve_s: float | None = Field(default=None, gt=0)
-
-
-class DeadlinesSpec(_Strict):
-    """The `deadlines:` section."""
-
-    default: Deadline = Field(default_factory=lambda: Deadline(acknowledge_s=300,
-                                                               resolve_s=3600))
-    kinds: dict[str, KindDeadline] = Field(default_factory=dict)
-    check_interval_s: float = Field(default=15.0, gt=0, le=3600,
-                                    description="How often the escalation job runs")
-
-    @model_validator(mode="after")
-    def _kinds_are_consistent(self) -> DeadlinesSpec:
-        for kind in self.kinds:
-            got = self.for_kind(kind)
-            if got.resolve_s < got.acknowledge_s:
-                raise ValueError(f"kinds.{kind}: resolve_s {got.resolve_s} is shorter than "
-                                 f"acknowledge_s {got.acknowledge_s}")
-        return self
-
-    def for_kind(self, kind: str) -> Deadline:
-        own = self.kinds.get(kind)
-        if own is None:
-            return self.default
-        return Deadline.model_construct(
-            acknowledge_s=own.acknowledge_s or self.default.acknowledge_s,
-            resolve_s=own.resolve_s or self.default.resolve_s,
-        )
 
 
 class RecordAction(Protocol):
@@ -117,7 +67,7 @@ class Escalator:
     `clock` returns the current aware UTC time; tests pass their own to move time.
     """
 
-    def __init__(self, store: IncidentStore, grid: Grid, deadlines: DeadlinesSpec, *,
+    def __init__(self, store: IncidentStore, grid: Grid, deadlines: DeadlinesSettings, *,
                  record_action: RecordAction, clock: Callable[[], datetime] = utcnow) -> None:
         self.store = store
         self.grid = grid

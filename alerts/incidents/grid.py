@@ -10,86 +10,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from typing import Any
+from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from gridwatch.settings.grid import LEVELS, WHOLE_CITY, GridSettings, Level
+
+__all__ = ["LEVELS", "WHOLE_CITY", "Grid", "GridNode", "Level", "UnknownGridNode"]
 
 log = logging.getLogger(__name__)
-
-Level = Literal["cell", "community", "township", "city"]
-# Bottom-up: escalation climbs this list, reports group by one of its entries.
-LEVELS: tuple[Level, ...] = ("cell", "community", "township", "city")
-# The scope that sees everything, whatever the configured city's id is.
-WHOLE_CITY = "city"
-NODE_ID = r"^[A-Za-z0-9_.-]+$"
-
-
-class _Node(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    id: str = Field(min_length=1, max_length=64, pattern=NODE_ID)
-    name: str | None = None
-
-
-class CellSpec(_Node):
-    """A grid cell: the cameras in it name it in their `grid_cell`."""
-
-
-class CommunitySpec(_Node):
-    cells: list[CellSpec] = Field(min_length=1)
-
-
-class TownshipSpec(_Node):
-    communities: list[CommunitySpec] = Field(min_length=1)
-
-
-class CitySpec(_Node):
-    townships: list[TownshipSpec] = Field(min_length=1)
-
-    def walk(self) -> Iterable[tuple[_Node, Level]]:
-        """Every node below the city, each with its level, parents before children."""
-        for t in self.townships:
-            yield t, "township"
-            for c in t.communities:
-                yield c, "community"
-                for cell in c.cells:
-                    yield cell, "cell"
-
-    @model_validator(mode="after")
-    def _unique_ids(self) -> CitySpec:
-        """Node ids are scopes and escalation targets, so one id must mean one node."""
-        seen: dict[str, str] = {self.id: "city"}
-        for node, level in self.walk():
-            if node.id == WHOLE_CITY:
-                raise ValueError(f"{level} id {WHOLE_CITY!r} is reserved for the whole city")
-            if node.id in seen:
-                raise ValueError(
-                    f"grid node id {node.id!r} is used twice ({seen[node.id]} and {level})"
-                )
-            seen[node.id] = level
-        return self
-
-
-class GridSpec(BaseModel):
-    """The `grid:` section; without `city`, every camera cell hangs directly off the city."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    timezone: str = Field(default="UTC",
-                          description="IANA zone of the city: report days start at its midnight")
-    city: CitySpec | None = None
-
-    @model_validator(mode="after")
-    def _known_timezone(self) -> GridSpec:
-        try:
-            ZoneInfo(self.timezone)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(
-                f"timezone: {self.timezone!r} is not an IANA time zone (e.g. Asia/Shanghai)"
-            ) from None
-        return self
-
 
 class UnknownGridNode(ValueError):
     def __init__(self, node_id: str, known: Iterable[str]) -> None:
@@ -125,7 +53,7 @@ class Grid:
             self._cells_under[node.id] = frozenset(self._collect_cells(node.id))
 
     @classmethod
-    def from_spec(cls, spec: GridSpec,
+    def from_settings(cls, spec: GridSettings,
                   cameras: Mapping[str, str | None] | None = None) -> Grid:
         """Build the tree; `cameras` maps camera id to its cell (None: outside the grid).
 

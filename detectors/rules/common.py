@@ -13,8 +13,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 from gridwatch.detectors.detection import Detection
-from gridwatch.detectors.rules.timewindows import TimeWindow
-from pydantic import BaseModel, ConfigDict, Field
 
 from gridwatch.common.severity import Severity
 
@@ -66,45 +64,6 @@ class Condition(Protocol):
     classes: frozenset[str]
 
     def evaluate(self, obs: ZoneObservation) -> Finding | None: ...
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class RuleCommon(Strict):
-    """Settings of the episode every rule type shares."""
-
-    id: str | None = Field(default=None, description="Defaults to the kind.")
-    kind: str = Field(default="presence", min_length=1, description="Incident kind it raises.")
-    severity: Severity = "medium"
-    start_after_s: float = Field(
-        default=0.0, ge=0, description="Start hysteresis: the condition must hold this long.",
-    )
-    end_after_s: float = Field(
-        default=10.0, ge=0, description="End hysteresis: the condition must be absent this long.",
-    )
-    cooldown_s: float = Field(
-        default=0.0, ge=0, description="After an end, no new start for this long.",
-    )
-    update_every_s: float = Field(
-        default=10.0, gt=0, description="At most one update event per this many seconds.",
-    )
-    windows: list[TimeWindow] = Field(
-        default_factory=list, description="Armed only inside one of these (none: always).",
-    )
-
-    @property
-    def rule_id(self) -> str:
-        return self.id or self.kind
-
-    @property
-    def needs_area(self) -> bool:
-        """True when the rule measures per square metre and so needs the zone's `area_m2`."""
-        return False
-
-    def armed(self, wall: float) -> bool:
-        return not self.windows or any(w.contains(wall) for w in self.windows)
 
 
 class Sustained:

@@ -16,9 +16,11 @@ from dataclasses import dataclass
 
 from gridwatch.detectors.detection import Detection
 from gridwatch.detectors.events import Event
-from gridwatch.detectors.rules.common import Condition, Finding, RuleCommon, ZoneObservation
+from gridwatch.detectors.rules.common import Condition, Finding, ZoneObservation
+from gridwatch.detectors.rules.timewindows import armed
 
 from gridwatch.common.severity import SEVERITY_RANK, Severity
+from gridwatch.settings.rules import RuleCommonSettings
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +39,7 @@ class _Evidence:
 class Rule:
     """A rule bound to one zone of one camera: its conditions and its episode state."""
 
-    def __init__(self, spec: RuleCommon, conditions: list[Condition], label: str) -> None:
+    def __init__(self, spec: RuleCommonSettings, conditions: list[Condition], label: str) -> None:
         self.spec = spec
         self.conditions = conditions
         self.label = label
@@ -66,7 +68,7 @@ class Rule:
             found = cond.evaluate(obs)
             if found is not None:
                 findings[cond.name] = found
-        if not self.spec.armed(obs.wall):
+        if not armed(self.spec.windows, obs.wall):
             self._since = None
             if self._active:
                 return self._flush(obs) or self._end(obs, "outside the rule's time windows")

@@ -7,12 +7,13 @@ report and the next report needs new digging; the incident shows the changed are
 from __future__ import annotations
 
 import logging
-from typing import Literal
 
-from gridwatch.detectors.bank_change import BankChangeDetector, BankChangeSettings
+from gridwatch.detectors.bank_change import BankChangeDetector
 from gridwatch.detectors.detection import Detection
-from gridwatch.detectors.rules.common import Finding, RuleCommon, Severity, ZoneObservation
-from pydantic import Field
+from gridwatch.detectors.rules.common import Finding, ZoneObservation
+
+from gridwatch.common.severity import Severity
+from gridwatch.settings.bank_change import BankChangeSettings
 
 log = logging.getLogger(__name__)
 
@@ -63,11 +64,3 @@ class GroundChangeCheck:
                      100 * report.changed_share)
             self._detector.rebase()
         return self._last
-
-
-class BankChangeRuleSpec(RuleCommon, BankChangeSettings):
-    """`type: bank_change`: lasting change of the ground in the zone."""
-
-    type: Literal["bank_change"] = "bank_change"
-    kind: str = Field(default="bank_change", min_length=1, description="Incident kind it raises.")
-    severity: Severity = "medium"

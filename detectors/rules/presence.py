@@ -8,32 +8,18 @@ the zone": two people walking through one after the other never make a 5-minute 
 from __future__ import annotations
 
 import logging
-from typing import Literal
 
-from gridwatch.detectors.rules.common import Finding, RuleCommon, Strict, ZoneObservation
-from pydantic import Field
+from gridwatch.detectors.rules.common import Finding, ZoneObservation
+
+from gridwatch.settings.rules.presence import PresenceConditionSettings
 
 log = logging.getLogger(__name__)
 
 
-class PresenceCondition(Strict):
-    """Which objects count, and how many must be there for how long."""
-
-    classes: list[str] = Field(min_length=1)
-    min_count: int = Field(default=1, ge=1)
-    min_dwell_s: float = Field(
-        default=5.0, ge=0, description="Each counted track has been in the zone this long.",
-    )
-    stationary: bool | None = Field(
-        default=None, description="true: only objects that stay put; false: only moving ones.",
-    )
-    min_score: float = Field(default=0.3, ge=0, le=1)
-
-
 class PresenceCheck:
-    """Evaluates a `PresenceCondition` on the tracks of an observation."""
+    """Evaluates a `PresenceConditionSettings` on the tracks of an observation."""
 
-    def __init__(self, name: str, cond: PresenceCondition) -> None:
+    def __init__(self, name: str, cond: PresenceConditionSettings) -> None:
         self.name = name
         self.cond = cond
         self.classes = frozenset(cond.classes)
@@ -63,11 +49,3 @@ class PresenceCheck:
                 for tr in counted
             ]},
         )
-
-
-class PresenceRuleSpec(RuleCommon, PresenceCondition):
-    """`type: presence`: objects of these classes in the zone, per-track dwell, optionally
-    stationary."""
-
-    type: Literal["presence"] = "presence"
-    kind: str = Field(default="presence", min_length=1, description="Incident kind it raises.")

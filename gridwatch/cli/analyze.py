@@ -24,11 +24,12 @@ from gridwatch.alerts.store.views import Incident
 from gridwatch.demo import SCHEME, clips, is_demo
 from gridwatch.detectors.backends.factory import create_detector
 from gridwatch.detectors.pipeline import CameraAnalyzer, FrameResult
-from gridwatch.detectors.rules import PresenceRuleSpec
-from gridwatch.detectors.zones import ZoneSpec
 from gridwatch.ingest.frame import Frame
 from gridwatch.ingest.sources import open_source
-from gridwatch.settings import CameraConfig, Config
+from gridwatch.settings import GridwatchSettings
+from gridwatch.settings.camera import CameraSettings
+from gridwatch.settings.rules import PresenceRuleSettings
+from gridwatch.settings.zones import ZoneSettings
 from gridwatch.worker.sources import camera_options, resolve_url
 
 log = logging.getLogger(__name__)
@@ -57,18 +58,18 @@ class AnalyzeSummary:
         }
 
 
-def adhoc_camera(camera_id: str, url: str) -> CameraConfig:
+def adhoc_camera(camera_id: str, url: str) -> CameraSettings:
     """A whole-frame zone with a generic presence rule, for inputs no camera describes."""
-    zone = ZoneSpec(
+    zone = ZoneSettings(
         id="frame",
         name="Whole frame",
         polygon=[(0.0, 0.0), (1.0, 0.0), (1.0, 1.0), (0.0, 1.0)],
-        rules=[PresenceRuleSpec(kind="presence", classes=ADHOC_CLASSES, min_dwell_s=3.0)],
+        rules=[PresenceRuleSettings(kind="presence", classes=ADHOC_CLASSES, min_dwell_s=3.0)],
     )
-    return CameraConfig(id=camera_id, url=url, zones=[zone])
+    return CameraSettings(id=camera_id, url=url, zones=[zone])
 
 
-def match_camera(config: Config, input_path: str) -> CameraConfig | None:
+def match_camera(config: GridwatchSettings, input_path: str) -> CameraSettings | None:
     """The configured camera whose stream is this input, so its zones and rules apply.
 
     A `demo:NAME` camera matches its clip by file name, so that analysing a copy of the clip
@@ -110,7 +111,7 @@ def frame_line(camera_id: str, result: FrameResult) -> dict:
 
 def run_analysis(
     input_url: str,
-    config: Config,
+    config: GridwatchSettings,
     out: IO[str],
     *,
     every_frame: bool = False,

@@ -21,16 +21,16 @@ from gridwatch.accounts.store import (
 )
 from gridwatch.alerts.incidents.grid import WHOLE_CITY, Grid
 from gridwatch.alerts.store.incident_store import open_store
-from gridwatch.settings import Config, load_config
+from gridwatch.settings import GridwatchSettings, load_config
 
 log = logging.getLogger(__name__)
 
 EXIT_USAGE = 2
 
 
-def _accounts(config: Config) -> Accounts:
+def _accounts(config: GridwatchSettings) -> Accounts:
     store = open_store(config.storage.url)
-    grid = Grid.from_spec(config.grid, {c.id: c.grid_cell for c in config.cameras})
+    grid = Grid.from_settings(config.grid, {c.id: c.grid_cell for c in config.cameras})
     return Accounts(store, grid)
 
 

@@ -26,10 +26,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from fractions import Fraction
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 import av
-from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from gridwatch.alerts.incidents.evidence import EvidenceWriter
 from gridwatch.detectors.events import dedup_key
@@ -39,6 +38,7 @@ from gridwatch.ingest.packet_buffer import (
     PacketRingBuffer,
     SegmentSpool,
 )
+from gridwatch.settings.clips import ClipSettings
 
 if TYPE_CHECKING:
     from gridwatch.detectors.events import Event
@@ -51,49 +51,15 @@ log = logging.getLogger(__name__)
 BUFFER_SLACK_S = 5.0
 
 
-class ClipSettings(BaseModel):
-    """How evidence clips are cut; `buffer_max_bytes` bounds each camera's buffered packets."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    enabled: bool = Field(True, description="record a clip for each incident")
-    pre_roll_s: float = Field(10.0, ge=0, le=120, description="seconds before the event")
-    post_roll_s: float = Field(5.0, ge=0, le=120,
-                               description="seconds after the event (or its incident's end)")
-    max_clip_s: float = Field(30.0, gt=0, le=600, description="longest clip")
-    buffer_max_bytes: int = Field(
-        8 * 1024 * 1024, ge=64 * 1024,
-        description="buffered packets per camera (10 s of 1080p at 4 Mbit/s is 5 MB)")
-    buffer_store: Literal["spool", "memory"] = Field(
-        "spool", description="spool: each GOP's packets in a short-lived file (page cache, "
-        "not worker memory); memory: in the worker's memory")
-    spool_dir: Path | None = Field(
-        None, description="where cameras spool their packets, a folder per camera; default: "
-        "`spool` beside the evidence folder (keep it off tmpfs, which is memory)")
-    idle_timeout_s: float = Field(
-        10.0, gt=0, le=600,
-        description="a clip whose camera sends nothing for this long is written as it is")
-
-    @model_validator(mode="after")
-    def _room_for_both_rolls(self) -> ClipSettings:
-        if self.max_clip_s < self.pre_roll_s + self.post_roll_s:
-            raise ValueError(f"max_clip_s: {self.max_clip_s:g} is shorter than pre_roll_s + "
-                             f"post_roll_s ({self.pre_roll_s + self.post_roll_s:g})")
-        return self
-
-    def buffer(self, camera_id: str, evidence_dir: Path) -> PacketRingBuffer:
-        """A camera's packet buffer long enough for these clips' pre-roll, in the store
-        chosen (the spool defaulting to `spool` beside `evidence_dir`)."""
-        spool = None
-        if self.buffer_store == "spool":
-            root = self.spool_dir or Path(evidence_dir).parent / "spool"
-            spool = SegmentSpool(root / camera_id)
-        return PacketRingBuffer(self.pre_roll_s + BUFFER_SLACK_S, self.buffer_max_bytes,
-                                spool=spool)
-
-    def recorder(self, buffer: PacketRingBuffer, evidence: EvidenceWriter,
-                 on_ready: Callable[[Clip], None] | None = None) -> ClipRecorder:
-        return ClipRecorder(buffer, evidence, self, on_ready=on_ready)
+def packet_buffer(settings: ClipSettings, camera_id: str, evidence_dir: Path) -> PacketRingBuffer:
+    """A camera's packet buffer long enough for these clips' pre-roll, in the store chosen
+    (the spool defaulting to `spool` beside `evidence_dir`)."""
+    spool = None
+    if settings.buffer_store == "spool":
+        root = settings.spool_dir or Path(evidence_dir).parent / "spool"
+        spool = SegmentSpool(root / camera_id)
+    return PacketRingBuffer(settings.pre_roll_s + BUFFER_SLACK_S, settings.buffer_max_bytes,
+                            spool=spool)
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,7 +25,7 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from av.bitstream import BitStreamFilterContext
 
 from gridwatch.common.redact import redact
-from gridwatch.ingest.options import StreamOptions
+from gridwatch.settings.stream import NETWORK_SCHEMES, StreamSettings
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +35,6 @@ MAX_TRANSCODE_WIDTH = 1280
 RECONNECT_S = 1.0
 # A reader far ahead of its consumer means the event loop is stuck: drop, do not hoard.
 MAX_QUEUED = 300
-LIVE_SCHEMES = frozenset({"rtsp", "rtsps", "http", "https"})
 
 
 class LiveViewError(Exception):
@@ -72,10 +71,10 @@ class StreamInfo:
 
 
 def is_live_url(url: str) -> bool:
-    return urlsplit(url).scheme.lower() in LIVE_SCHEMES
+    return urlsplit(url).scheme.lower() in NETWORK_SCHEMES
 
 
-def open_stream(url: str, options: StreamOptions) -> av.container.InputContainer:
+def open_stream(url: str, options: StreamSettings) -> av.container.InputContainer:
     """Open a camera's main stream with the same finite timeouts as ingest."""
     if not is_live_url(url):
         return av.open(url)
@@ -86,7 +85,7 @@ def open_stream(url: str, options: StreamOptions) -> av.container.InputContainer
                    timeout=(options.open_timeout_s, options.read_timeout_s))
 
 
-def probe(url: str, options: StreamOptions) -> StreamInfo:
+def probe(url: str, options: StreamSettings) -> StreamInfo:
     try:
         with open_stream(url, options) as container:
             if not container.streams.video:
@@ -136,7 +135,7 @@ class CameraTrack(MediaStreamTrack):
 
     kind = "video"
 
-    def __init__(self, camera_id: str, url: str, options: StreamOptions, passthrough: bool,
+    def __init__(self, camera_id: str, url: str, options: StreamSettings, passthrough: bool,
                  position: Callable[[], float | None] | None = None) -> None:
         super().__init__()
         self.camera_id = camera_id

@@ -25,8 +25,6 @@ from gridwatch.alerts.delivery.outbox_queue import (
     record,
     retry_dead_letter,
 )
-from gridwatch.alerts.delivery.sinks import WebhookSinkSpec
-from gridwatch.alerts.delivery.sinks.specs import DeliverySpec
 from gridwatch.alerts.delivery.sinks.webhook import WebhookSink
 from gridwatch.alerts.incidents.evidence import EvidenceWriter
 from gridwatch.alerts.incidents.manager import IncidentManager
@@ -35,13 +33,15 @@ from gridwatch.alerts.store.tables import OutboxDeliveryRow, OutboxRow, utcnow
 from gridwatch.alerts.store.views import Incident
 from sqlalchemy import select
 
+from gridwatch.settings.delivery import DeliverySettings
+from gridwatch.settings.sinks import WebhookSinkSettings
 from tests.support.incidents import event
 from tests.support.receivers import WebhookReceiver, wait_until
 
 pytest_plugins = ("tests.support.db",)
 
 SECRET_ENV = "GRIDWATCH_TEST_WEBHOOK_SECRET"
-FAST = DeliverySpec(poll_s=0.05, backoff_initial_s=0.1, backoff_max_s=0.4,
+FAST = DeliverySettings(poll_s=0.05, backoff_initial_s=0.1, backoff_max_s=0.4,
                     backoff_jitter_s=0.0, max_attempts=5)
 
 
@@ -81,12 +81,12 @@ def dispatchers() -> Iterator[list[OutboxDispatcher]]:
 
 
 def webhook(receiver: WebhookReceiver, name: str = "hook", timeout_s: float = 2.0) -> WebhookSink:
-    return WebhookSink(WebhookSinkSpec(type="webhook", name=name, url=receiver.url,
+    return WebhookSink(WebhookSinkSettings(type="webhook", name=name, url=receiver.url,
                                        secret_env=SECRET_ENV, timeout_s=timeout_s))
 
 
 def start(dispatchers: list[OutboxDispatcher], store: IncidentStore, sinks: list,
-          spec: DeliverySpec = FAST) -> OutboxDispatcher:
+          spec: DeliverySettings = FAST) -> OutboxDispatcher:
     dispatcher = OutboxDispatcher(store, sinks, spec)
     dispatchers.append(dispatcher)
     dispatcher.start()
@@ -270,7 +270,7 @@ def test_message_is_dead_after_max_attempts(store, manager, receiver, dispatcher
 def test_unreachable_receiver_is_retried_not_dropped(store, manager, receiver, dispatchers):
     url = receiver.url
     receiver.close()  # nothing listens on that port any more
-    sink = WebhookSink(WebhookSinkSpec(type="webhook", name="gone", url=url,
+    sink = WebhookSink(WebhookSinkSettings(type="webhook", name="gone", url=url,
                                        secret_env=SECRET_ENV, timeout_s=1))
     dispatcher = OutboxDispatcher(store, [sink], FAST)
     dispatchers.append(dispatcher)

@@ -9,14 +9,16 @@ from typing import TYPE_CHECKING
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
-from gridwatch.alerts.incidents.escalation import DeadlinesSpec, Escalator
-from gridwatch.alerts.incidents.grid import Grid, GridSpec
+from gridwatch.alerts.incidents.escalation import Escalator
+from gridwatch.alerts.incidents.grid import Grid
 from gridwatch.alerts.store.incident_store import MIGRATIONS_DIR, make_engine, open_store
 from gridwatch.alerts.store.tables import OutboxRow
 from sqlalchemy import select, text
 
 from gridwatch.accounts import audit
 from gridwatch.accounts.tables import AuditRow
+from gridwatch.settings.deadlines import DeadlinesSettings
+from gridwatch.settings.grid import GridSettings
 from tests.support.grid_data import GRID_CONFIG
 from tests.support.incidents import BASE_WALL, event
 
@@ -25,7 +27,7 @@ if TYPE_CHECKING:
 
 pytest_plugins = ("tests.support.gridapp",)
 
-DEADLINES = DeadlinesSpec.model_validate({
+DEADLINES = DeadlinesSettings.model_validate({
     "default": {"acknowledge_s": 300, "resolve_s": 3600},
     "kinds": {"illegal_fishing": {"acknowledge_s": 120}},
 })
@@ -242,7 +244,7 @@ def test_incident_stored_before_the_deadlines_revision_is_migrated_and_escalated
 
     store = open_store(database_url)
     try:
-        grid = Grid.from_spec(GridSpec.model_validate(GRID_CONFIG))
+        grid = Grid.from_settings(GridSettings.model_validate(GRID_CONFIG))
         job = Escalator(store, grid, DEADLINES, record_action=audit.record,
                         clock=lambda: start + timedelta(hours=2))
         [done] = job.run_once()

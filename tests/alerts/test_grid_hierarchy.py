@@ -6,9 +6,10 @@ from __future__ import annotations
 import copy
 
 import pytest
-from gridwatch.alerts.incidents.grid import Grid, GridSpec, UnknownGridNode
+from gridwatch.alerts.incidents.grid import Grid, UnknownGridNode
 
 from gridwatch.settings import ConfigError, load_config, parse_config
+from gridwatch.settings.grid import GridSettings
 from tests.support.grid_data import GRID_CONFIG, config_data
 
 
@@ -20,7 +21,7 @@ def problems(data: dict) -> list[str]:
 
 def test_bundled_configuration_places_every_camera_in_a_cell_of_two_townships():
     config = load_config(None)
-    grid = Grid.from_spec(config.grid, {c.id: c.grid_cell for c in config.cameras})
+    grid = Grid.from_settings(config.grid, {c.id: c.grid_cell for c in config.cameras})
 
     assert [n.id for n in grid.nodes_at("township")] == ["twp-east-bank", "twp-old-town"]
     assert all(c.grid_cell in grid.cells for c in config.cameras)
@@ -56,7 +57,7 @@ def test_hierarchy_mistakes_are_reported_with_their_paths():
 
 
 def test_scopes_see_the_cells_below_them_and_the_city_sees_everything():
-    grid = Grid.from_spec(GridSpec.model_validate(GRID_CONFIG))
+    grid = Grid.from_settings(GridSettings.model_validate(GRID_CONFIG))
 
     assert grid.visible_cells("twp-a") == {"cell-a1", "cell-a2"}
     assert grid.visible_cells("com-b1") == {"cell-b1"}
@@ -70,7 +71,7 @@ def test_scopes_see_the_cells_below_them_and_the_city_sees_everything():
 
 
 def test_escalation_climbs_one_level_at_a_time_and_stops_at_the_city():
-    grid = Grid.from_spec(GridSpec.model_validate(GRID_CONFIG))
+    grid = Grid.from_settings(GridSettings.model_validate(GRID_CONFIG))
 
     assert [grid.escalation_target("cell-a2", n).id for n in range(5)] == [
         "cell-a2", "com-a1", "twp-a", "metro", "metro"]
@@ -84,7 +85,7 @@ def test_without_a_hierarchy_camera_cells_hang_off_the_city():
         {"id": "c2", "url": "rtsp://h/2", "grid_cell": "south"},
         {"id": "c3", "url": "rtsp://h/3"},
     ]})
-    grid = Grid.from_spec(config.grid, {c.id: c.grid_cell for c in config.cameras})
+    grid = Grid.from_settings(config.grid, {c.id: c.grid_cell for c in config.cameras})
 
     assert grid.root.id == "city" and grid.cells == {"north", "south"}
     assert grid.escalation_target("north", 1).id == "city"

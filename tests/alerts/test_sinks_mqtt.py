@@ -8,9 +8,10 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
-from gridwatch.alerts.delivery.sinks import Message, MqttSinkSpec, RetryableError
+from gridwatch.alerts.delivery.sinks import Message, RetryableError
 from gridwatch.alerts.delivery.sinks.mqtt import MqttSink, topic_for
 
+from gridwatch.settings.sinks import MqttSinkSettings
 from tests.support.receivers import MQTT_HOST, MQTT_PORT, MqttSubscriber, unique_name, wait_until
 
 
@@ -31,7 +32,7 @@ def subscriber(prefix: str) -> Iterator[MqttSubscriber]:
 
 @pytest.fixture
 def sink(prefix: str) -> Iterator[MqttSink]:
-    made = MqttSink(MqttSinkSpec(type="mqtt", name="bus", host=MQTT_HOST, port=MQTT_PORT,
+    made = MqttSink(MqttSinkSettings(type="mqtt", name="bus", host=MQTT_HOST, port=MQTT_PORT,
                                  topic_prefix=prefix, timeout_s=3))
     yield made
     made.close()
@@ -74,7 +75,7 @@ def test_broker_down_is_retryable_within_the_timeout(prefix):
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    sink = MqttSink(MqttSinkSpec(type="mqtt", name="bus", host="127.0.0.1", port=port,
+    sink = MqttSink(MqttSinkSettings(type="mqtt", name="bus", host="127.0.0.1", port=port,
                                  topic_prefix=prefix, timeout_s=0.5))
     started = time.monotonic()
     with pytest.raises(RetryableError, match="not connected"):

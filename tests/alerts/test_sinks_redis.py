@@ -9,9 +9,10 @@ from datetime import UTC, datetime
 
 import pytest
 import redis
-from gridwatch.alerts.delivery.sinks import Message, RedisStreamsSinkSpec, RetryableError
+from gridwatch.alerts.delivery.sinks import Message, RetryableError
 from gridwatch.alerts.delivery.sinks.redis_streams import RedisStreamsSink
 
+from gridwatch.settings.sinks import RedisStreamsSinkSettings
 from tests.support.receivers import REDIS_URL, redis_client, unique_name
 
 
@@ -29,7 +30,7 @@ def stream(client: redis.Redis) -> Iterator[str]:
 
 
 def sink_for(stream: str, **options) -> RedisStreamsSink:
-    return RedisStreamsSink(RedisStreamsSinkSpec(type="redis_streams", name="stream",
+    return RedisStreamsSink(RedisStreamsSinkSettings(type="redis_streams", name="stream",
                                                  url=REDIS_URL, stream=stream, **options))
 
 
@@ -82,7 +83,7 @@ def test_redis_down_is_retryable(stream):
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    sink = RedisStreamsSink(RedisStreamsSinkSpec(
+    sink = RedisStreamsSink(RedisStreamsSinkSettings(
         type="redis_streams", name="stream", url=f"redis://127.0.0.1:{port}/0", stream=stream,
         timeout_s=0.5,
     ))

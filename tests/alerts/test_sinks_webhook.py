@@ -14,10 +14,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from gridwatch.alerts.delivery.sinks import Message, PermanentError, RetryableError, WebhookSinkSpec
+from gridwatch.alerts.delivery.sinks import Message, PermanentError, RetryableError
 from gridwatch.alerts.delivery.sinks.webhook import WebhookSink
 
 from gridwatch.settings import ConfigError, parse_config
+from gridwatch.settings.sinks import WebhookSinkSettings
 from tests.support.receivers import WebhookReceiver
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "sinks.md"
@@ -39,7 +40,7 @@ def receiver(secret: bytes) -> Iterator[WebhookReceiver]:
 
 
 def sink_for(url: str, timeout_s: float = 2.0) -> WebhookSink:
-    return WebhookSink(WebhookSinkSpec(type="webhook", name="centre", url=url,
+    return WebhookSink(WebhookSinkSettings(type="webhook", name="centre", url=url,
                                        secret_env=SECRET_ENV, timeout_s=timeout_s))
 
 

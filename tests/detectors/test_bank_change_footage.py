@@ -12,13 +12,16 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from gridwatch.detectors.bank_change import BankChangeDetector, BankChangeSettings
+from gridwatch.detectors.bank_change import BankChangeDetector
 from gridwatch.detectors.detection import Detection
-from gridwatch.detectors.rules import RuleSpec, ZoneObservation, build_rule
-from gridwatch.detectors.zones import Zone, ZoneSpec
+from gridwatch.detectors.rules import ZoneObservation, build_rule
+from gridwatch.detectors.zones import Zone
 from gridwatch.ingest.frame import Frame
 from pydantic import TypeAdapter
 
+from gridwatch.settings.bank_change import BankChangeSettings
+from gridwatch.settings.rules import RuleSettings
+from gridwatch.settings.zones import ZoneSettings
 from tests.support.tracked_footage import PETS, PETS_FPS, folder_frames, video_frames, yolox
 
 W, H = 320, 240
@@ -125,8 +128,8 @@ def test_everything_changing_at_once_is_taken_as_lighting(scenes, road) -> None:
 
 
 def test_the_bank_change_rule_reports_once_and_then_watches_for_new_change(scenes, road) -> None:
-    rule = build_rule(TypeAdapter(RuleSpec).validate_python({"type": "bank_change"}))
-    zone = Zone(ZoneSpec(id="bank", polygon=BANK), W, H)
+    rule = build_rule(TypeAdapter(RuleSettings).validate_python({"type": "bank_change"}))
+    zone = Zone(ZoneSettings(id="bank", polygon=BANK), W, H)
     patch = road[150:230, 40:200]
     every = BankChangeSettings().every_s
     events = []

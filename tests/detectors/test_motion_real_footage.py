@@ -8,8 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 from gridwatch.detectors.motion import MotionDetector
-from gridwatch.detectors.zones import Zone, ZoneSpec
+from gridwatch.detectors.zones import Zone
 
+from gridwatch.settings.zones import ZoneSettings
 from tests.support.sampled_frames import sampled_frames
 
 BOAT = "fishing_boat_sea_640x360_30fps.mp4"
@@ -19,7 +20,7 @@ ROAD = "cctv_road_cart_320x240_3fps.mp4"
 
 def watched(polygon: list[tuple[float, float]], width: int, height: int) -> MotionDetector:
     motion = MotionDetector()
-    motion.set_zones({"z": Zone(ZoneSpec(id="z", polygon=polygon), width, height).mask()})
+    motion.set_zones({"z": Zone(ZoneSettings(id="z", polygon=polygon), width, height).mask()})
     return motion
 
 

@@ -11,11 +11,11 @@ import pytest
 from gridwatch.detectors.backends.base import Detector
 from gridwatch.detectors.backends.factory import create_detector
 from gridwatch.detectors.pipeline import CameraAnalyzer, FrameResult
-from gridwatch.detectors.rules import PresenceRuleSpec
-from gridwatch.detectors.zones import ZoneSpec
 from gridwatch.ingest.frame import Frame
 
 from gridwatch.cli.analyze import frame_line
+from gridwatch.settings.rules import PresenceRuleSettings
+from gridwatch.settings.zones import ZoneSettings
 from tests.support.sampled_frames import sampled_frames
 
 BOAT = "fishing_boat_sea_640x360_30fps.mp4"
@@ -28,9 +28,9 @@ def detector(models_dir: Path) -> Detector:
     return create_detector("yolox_nano_coco_416", model_dir=models_dir)
 
 
-def lobby(**options: object) -> ZoneSpec:
-    return ZoneSpec(id="lobby", polygon=LOBBY, **options,
-                    rules=[PresenceRuleSpec(kind="intrusion", classes=["person"],
+def lobby(**options: object) -> ZoneSettings:
+    return ZoneSettings(id="lobby", polygon=LOBBY, **options,
+                    rules=[PresenceRuleSettings(kind="intrusion", classes=["person"],
                                             min_dwell_s=3)])
 
 
@@ -128,8 +128,8 @@ def test_frame_line_reports_what_the_detector_looked_at(footage_dir: Path,
 def test_every_frame_analysis_reports_the_boat_while_visible_and_none_on_the_empty_sea(
     footage_dir: Path, detector: Detector,
 ) -> None:
-    water = ZoneSpec(id="water", polygon=[(0.0, 0.35), (1.0, 0.35), (1.0, 1.0), (0.0, 1.0)],
-                     rules=[PresenceRuleSpec(kind="illegal_fishing", classes=["boat"],
+    water = ZoneSettings(id="water", polygon=[(0.0, 0.35), (1.0, 0.35), (1.0, 1.0), (0.0, 1.0)],
+                     rules=[PresenceRuleSettings(kind="illegal_fishing", classes=["boat"],
                                              min_dwell_s=2, end_after_s=4)])
     analyzer = CameraAnalyzer("boat", [water], detector, analysis_fps=None, conf=0.5)
     results = analyse(analyzer, list(sampled_frames(footage_dir / BOAT)))

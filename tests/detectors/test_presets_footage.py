@@ -10,10 +10,11 @@ from pathlib import Path
 
 import pytest
 from gridwatch.detectors.events import Event
-from gridwatch.detectors.rules import RuleSpec, build_rule
+from gridwatch.detectors.rules import build_rule
 from gridwatch.detectors.tracking import ObjectTracker
 from pydantic import TypeAdapter
 
+from gridwatch.settings.rules import RuleSettings
 from tests.support.tracked_footage import (
     BOAT,
     WHOLE,
@@ -58,7 +59,7 @@ def pets(footage_dir: Path, detector) -> list[Sample]:
 def run(rule: dict, samples: Sequence[Sample], polygon=WHOLE, **zone_spec) -> list[Event]:
     h, w = samples[0].image.shape[:2]
     z = zone(polygon, w, h, "z", **zone_spec)
-    built = build_rule(TypeAdapter(RuleSpec).validate_python(rule))
+    built = build_rule(TypeAdapter(RuleSettings).validate_python(rule))
     events = []
     for _, _, per_zone in observations(samples, [z], ObjectTracker([z])):
         if (event := built.observe(per_zone["z"])) is not None:

@@ -14,9 +14,10 @@ from gridwatch.detectors.detection import Detection, box_iou
 from gridwatch.detectors.merge import merge_region_detections, touches_inner_edge
 from gridwatch.detectors.pipeline import CameraAnalyzer
 from gridwatch.detectors.regions import Region, grid_tiles, plan_crops
-from gridwatch.detectors.rules import PresenceRuleSpec
-from gridwatch.detectors.zones import ZoneSpec
 from gridwatch.ingest.frame import Frame
+
+from gridwatch.settings.rules import PresenceRuleSettings
+from gridwatch.settings.zones import ZoneSettings
 
 PERSON = 0
 # MOT17-09 frame 1, pedestrian id 19 (class 1, visibility 1.0): x 1686-1857, y 387-732.
@@ -105,8 +106,8 @@ def test_tiles_find_far_more_mot17_pedestrians_than_one_full_frame_view(
 ) -> None:
     images, gt = mot
 
-    zone = ZoneSpec(id="walkway", polygon=[(0, 0), (1, 0), (1, 1), (0, 1)],
-                    rules=[PresenceRuleSpec(classes=["person"], min_dwell_s=0)])
+    zone = ZoneSettings(id="walkway", polygon=[(0, 0), (1, 0), (1, 1), (0, 1)],
+                    rules=[PresenceRuleSettings(classes=["person"], min_dwell_s=0)])
     analyzer = CameraAnalyzer("mot", [zone], detector, analysis_fps=None, conf=0.5)
     core = []
     for i, image in enumerate(images):

@@ -16,11 +16,14 @@ import numpy as np
 import pytest
 from gridwatch.detectors.detection import Detection
 from gridwatch.detectors.events import Event
-from gridwatch.detectors.rules import RuleSpec, ZoneObservation, build_rule
+from gridwatch.detectors.rules import ZoneObservation, build_rule
 from gridwatch.detectors.tracking import ObjectTracker
-from gridwatch.detectors.zones import Zone, ZoneSpec
+from gridwatch.detectors.zones import Zone
 from gridwatch.ingest.frame import Frame
 from pydantic import TypeAdapter
+
+from gridwatch.settings.rules import RuleSettings
+from gridwatch.settings.zones import ZoneSettings
 
 W, H = 640, 360
 BASE_WALL = 1_778_846_400.0  # 2026-05-15 12:00:00 UTC
@@ -29,8 +32,8 @@ BOAT = (300.0, 200.0, 380.0, 240.0)
 Script = Callable[[float], list[tuple[str, float, tuple[float, float, float, float]]]]
 
 
-def spec(**fields) -> RuleSpec:
-    return TypeAdapter(RuleSpec).validate_python(fields)
+def spec(**fields) -> RuleSettings:
+    return TypeAdapter(RuleSettings).validate_python(fields)
 
 
 def active_times(start: float, stop: float) -> list[float]:
@@ -47,7 +50,7 @@ def watch_times(start: float, stop: float) -> list[float]:
 
 def play(rule_fields: dict, script: Script, times: list[float], area_m2: float | None = None,
          ) -> list[Event]:
-    zone = Zone(ZoneSpec(id="z", polygon=[(0, 0), (1, 0), (1, 1), (0, 1)], area_m2=area_m2),
+    zone = Zone(ZoneSettings(id="z", polygon=[(0, 0), (1, 0), (1, 1), (0, 1)], area_m2=area_m2),
                 W, H)
     tracker = ObjectTracker([zone])
     rule = build_rule(spec(**rule_fields))

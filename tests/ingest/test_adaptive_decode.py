@@ -6,9 +6,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from gridwatch.ingest.options import StreamOptions
 from gridwatch.ingest.sources import open_source
 
+from gridwatch.settings.stream import StreamSettings
 from tests.support.rtsp import loop_clip
 
 GOP = 20
@@ -31,7 +31,7 @@ def _psnr(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def test_keyframes_only_decodes_one_frame_per_gop(indoor_clip: Path) -> None:
-    with open_source(str(indoor_clip), StreamOptions(keyframes_only=True)) as source:
+    with open_source(str(indoor_clip), StreamSettings(keyframes_only=True)) as source:
         frames = list(source)
     assert [f.keyframe for f in frames] == [True] * 6
     assert [round(f.t, 3) for f in frames] == [0.0, 2.0, 4.0, 6.0, 8.0, 10.0]
@@ -45,7 +45,7 @@ def test_switching_to_every_frame_mid_gop_goes_on_with_the_next_frame_undamaged(
     with open_source(str(indoor_clip)) as source:
         reference = _luma(source)
     delivered = []
-    with open_source(str(indoor_clip), StreamOptions(keyframes_only=True)) as source:
+    with open_source(str(indoor_clip), StreamSettings(keyframes_only=True)) as source:
         for frame in source:
             delivered.append(frame)
             if round(frame.t, 3) == 2.0:
@@ -75,7 +75,7 @@ def test_keyframes_decoded_without_the_loop_filter_match_the_full_quality_ones(
     indoor_clip: Path,
 ) -> None:
     def keyframes(skip_loop_filter: bool) -> list[np.ndarray]:
-        options = StreamOptions(keyframes_only=True, keyframe_skip_loop_filter=skip_loop_filter)
+        options = StreamSettings(keyframes_only=True, keyframe_skip_loop_filter=skip_loop_filter)
         with open_source(str(indoor_clip), options) as source:
             return [f.gray().copy() for f in source]
 

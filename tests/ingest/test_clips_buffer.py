@@ -14,9 +14,9 @@ import av
 import pytest
 from gridwatch.ingest.av_source import AvSource
 from gridwatch.ingest.camera import CameraRunner
-from gridwatch.ingest.options import StreamOptions
 from gridwatch.ingest.packet_buffer import BufferedPacket, PacketRingBuffer, SegmentSpool
 
+from gridwatch.settings.stream import StreamSettings
 from tests.support.rtsp import RtspTestServer
 
 pytest_plugins = ("tests.support.rtsp_fixtures",)
@@ -59,7 +59,7 @@ def test_byte_budget_bounds_memory_whatever_the_stream_does(footage_dir: Path) -
     # The boat clip's GOP is 90 frames (~230 kB): 300 kB keeps about one GOP, never more.
     budget = 300_000
     buffer = PacketRingBuffer(max_seconds=3600, max_bytes=budget)
-    source = AvSource(str(footage_dir / BOAT), StreamOptions(loop=True), "boat", live=False)
+    source = AvSource(str(footage_dir / BOAT), StreamSettings(loop=True), "boat", live=False)
     source.record_packets(buffer)
     seen_bytes = []
     with source:
@@ -79,7 +79,7 @@ def test_a_gop_larger_than_the_budget_empties_the_buffer_until_the_next_keyframe
     footage_dir: Path,
 ) -> None:
     buffer = PacketRingBuffer(max_seconds=3600, max_bytes=100_000)
-    source = AvSource(str(footage_dir / BOAT), StreamOptions(), "boat", live=False)
+    source = AvSource(str(footage_dir / BOAT), StreamSettings(), "boat", live=False)
     source.record_packets(buffer)
     firsts = set()
     with source:
@@ -98,7 +98,7 @@ def test_a_gop_larger_than_the_budget_empties_the_buffer_until_the_next_keyframe
 def test_a_codec_mp4_cannot_carry_is_not_buffered(footage_dir: Path) -> None:
     buffer = PacketRingBuffer()
     gif = footage_dir / "parking_lot_person_bike_car_480x270.gif"
-    source = AvSource(str(gif), StreamOptions(), "lot", live=False)
+    source = AvSource(str(gif), StreamSettings(), "lot", live=False)
     source.record_packets(buffer)
     with source:
         frames = sum(1 for _ in source)
@@ -117,7 +117,7 @@ def test_limits_must_be_positive() -> None:
 def feed(buffer: PacketRingBuffer, footage_dir: Path, last: int,
          on_frame: Callable[[int], None] | None = None) -> None:
     """Read the boat clip into `buffer` as fast as it decodes, up to frame `last`."""
-    source = AvSource(str(footage_dir / BOAT), StreamOptions(), "boat", live=False)
+    source = AvSource(str(footage_dir / BOAT), StreamSettings(), "boat", live=False)
     source.record_packets(buffer)
     with source:
         for frame in source:

@@ -14,12 +14,12 @@ from gridwatch.ingest.backoff import Backoff
 from gridwatch.ingest.camera import CameraRunner
 from gridwatch.ingest.errors import SourceError
 from gridwatch.ingest.mailbox import LatestFrame
-from gridwatch.ingest.options import StreamOptions
 from gridwatch.ingest.sources import open_source
 from gridwatch.ingest.state import CameraState
 from pydantic import ValidationError
 
 from gridwatch.common.redact import redact
+from gridwatch.settings.stream import StreamSettings
 
 
 def _increasing(values: list[float]) -> bool:
@@ -60,7 +60,7 @@ def test_gif_decodes_all_frames_with_their_delays(footage_dir: Path) -> None:
 
 def test_image_folder_plays_in_name_order_at_configured_fps(footage_dir: Path) -> None:
     folder = footage_dir / "pets2001_ds3_cam1_550_799"
-    with open_source(f"file://{folder}", StreamOptions(fps=25)) as source:
+    with open_source(f"file://{folder}", StreamSettings(fps=25)) as source:
         names = [p.name for p in source.files]
         got = list(source)
     assert names[0] == "in000550.jpg" and names[-1] == "in000799.jpg"
@@ -73,7 +73,7 @@ def test_image_folder_plays_in_name_order_at_configured_fps(footage_dir: Path) -
 
 def test_looping_file_continues_media_time_past_the_end(footage_dir: Path) -> None:
     clip = footage_dir / "cctv_road_cart_320x240_3fps.mp4"
-    with open_source(str(clip), StreamOptions(loop=True)) as source:
+    with open_source(str(clip), StreamSettings(loop=True)) as source:
         frames = source.frames()
         got = [next(frames) for _ in range(120)]
     times = [f.t for f in got]
@@ -84,7 +84,7 @@ def test_looping_file_continues_media_time_past_the_end(footage_dir: Path) -> No
 
 def test_realtime_file_is_paced_like_a_camera(footage_dir: Path) -> None:
     clip = footage_dir / "cctv_road_cart_320x240_3fps.mp4"
-    with open_source(str(clip), StreamOptions(realtime=True)) as source:
+    with open_source(str(clip), StreamSettings(realtime=True)) as source:
         frames = source.frames()
         started = time.monotonic()
         got = [next(frames) for _ in range(7)]
@@ -163,17 +163,17 @@ def test_unknown_url_scheme_is_unsupported_and_redacted() -> None:
 
 def test_stream_option_errors_name_the_field() -> None:
     with pytest.raises(ValidationError) as bad_transport:
-        StreamOptions(transport="http")
+        StreamSettings(transport="http")
     assert bad_transport.value.errors()[0]["loc"] == ("transport",)
     with pytest.raises(ValidationError) as bad_timeout:
-        StreamOptions(read_timeout_s=0)
+        StreamSettings(read_timeout_s=0)
     assert bad_timeout.value.errors()[0]["loc"] == ("read_timeout_s",)
     with pytest.raises(ValidationError) as bad_cap:
-        StreamOptions(backoff_initial_s=5, backoff_max_s=1)
+        StreamSettings(backoff_initial_s=5, backoff_max_s=1)
     assert bad_cap.value.errors()[0]["loc"] == ("backoff_max_s",)
     assert "backoff_initial_s" in str(bad_cap.value)
     with pytest.raises(ValidationError) as typo:
-        StreamOptions(read_timeout=3)
+        StreamSettings(read_timeout=3)
     assert typo.value.errors()[0]["loc"] == ("read_timeout",)
 
 
@@ -188,7 +188,7 @@ def test_redact_hides_passwords(text: str, expected: str) -> None:
 
 
 def test_backoff_grows_with_jitter_is_capped_and_slower_after_rejection() -> None:
-    backoff = Backoff(StreamOptions(backoff_initial_s=1, backoff_max_s=10,
+    backoff = Backoff(StreamSettings(backoff_initial_s=1, backoff_max_s=10,
                                     rejected_backoff_initial_s=5,
                                     rejected_backoff_max_s=60))
     delays = [backoff.next_delay(CameraState.OFFLINE) for _ in range(8)]

@@ -13,9 +13,9 @@ from collections.abc import Callable, Iterator
 
 import pytest
 from gridwatch.ingest.camera import CameraRunner
-from gridwatch.ingest.options import StreamOptions
 from gridwatch.ingest.state import CameraState, StateChange
 
+from gridwatch.settings.stream import StreamSettings
 from tests.support.rtsp import RTSP_PASSWORD, RtspTestServer
 
 pytest_plugins = ["tests.support.rtsp_fixtures"]
@@ -23,7 +23,7 @@ pytestmark = [pytest.mark.rtsp, pytest.mark.timeout(90)]
 
 MakeServer = Callable[..., RtspTestServer]
 READ_TIMEOUT_S = 2.0
-FAST = StreamOptions(open_timeout_s=2.0, read_timeout_s=READ_TIMEOUT_S,
+FAST = StreamSettings(open_timeout_s=2.0, read_timeout_s=READ_TIMEOUT_S,
                      stall_timeout_s=READ_TIMEOUT_S, backoff_initial_s=0.2, backoff_max_s=1.0,
                      rejected_backoff_initial_s=0.3, rejected_backoff_max_s=5.0)
 
@@ -57,7 +57,7 @@ class StateLog:
 def run_camera() -> Iterator[Callable[..., tuple[CameraRunner, StateLog]]]:
     runners: list[CameraRunner] = []
 
-    def run(uri: str, options: StreamOptions = FAST) -> tuple[CameraRunner, StateLog]:
+    def run(uri: str, options: StreamSettings = FAST) -> tuple[CameraRunner, StateLog]:
         states = StateLog()
         runner = CameraRunner("cam-under-test", uri, options, on_state=states)
         runners.append(runner)

@@ -11,28 +11,30 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from gridwatch.detectors.bank_change import BankChangeSettings
-from gridwatch.detectors.rules import (
-    RULE_TYPES,
-    CrowdPreset,
-    IllegalFishingPreset,
-    RuleSpec,
-    SandDiggingPreset,
-    build_rule,
-)
-from gridwatch.detectors.rules.crowd import DensitySettings, GatheringSettings, SurgeSettings
-from gridwatch.detectors.rules.presence import PresenceCondition
-from gridwatch.detectors.rules.timewindows import TimeWindow
+from gridwatch.detectors.rules import build_rule
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from gridwatch.settings import DEFAULT_CONFIG, ConfigError, load_config, parse_config
+from gridwatch.settings.bank_change import BankChangeSettings
+from gridwatch.settings.rules import (
+    RULE_TYPES,
+    CrowdPresetSettings,
+    DensitySettings,
+    GatheringSettings,
+    IllegalFishingPresetSettings,
+    PresenceConditionSettings,
+    RuleSettings,
+    SandDiggingPresetSettings,
+    SurgeSettings,
+)
+from gridwatch.settings.timewindows import TimeWindowSettings
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 EXAMPLES = sorted((DOCS / "examples").glob("*.yaml"))
 
 
 def rule(**fields):
-    return TypeAdapter(RuleSpec).validate_python(fields)
+    return TypeAdapter(RuleSettings).validate_python(fields)
 
 
 def check(path: Path) -> subprocess.CompletedProcess[str]:
@@ -42,7 +44,7 @@ def check(path: Path) -> subprocess.CompletedProcess[str]:
 
 def test_presets_expand_to_their_settings_and_user_fields_override() -> None:
     fishing = rule(preset="illegal_fishing", people={"min_dwell_s": 900}, end_after_s=30)
-    assert isinstance(fishing, IllegalFishingPreset)
+    assert isinstance(fishing, IllegalFishingPresetSettings)
     assert fishing.kind == "illegal_fishing" and fishing.severity == "high"
     assert fishing.people.min_dwell_s == 900
     assert fishing.people.classes == ["person"] and fishing.people.stationary is True
@@ -56,13 +58,13 @@ def test_presets_expand_to_their_settings_and_user_fields_override() -> None:
     assert [c.name for c in bank.conditions] == ["people"]
 
     digging = rule(preset="sand_digging", ground={"every_s": 60})
-    assert isinstance(digging, SandDiggingPreset)
+    assert isinstance(digging, SandDiggingPresetSettings)
     assert set(digging.machines.classes) == {"truck", "boat", "excavator", "dredger"}
     assert digging.ground.every_s == 60 and digging.ground.persist == BankChangeSettings().persist
     assert [c.name for c in build_rule(digging).conditions] == ["machines", "ground_change"]
 
     crowd = rule(preset="crowd", gathering={"min_count": 50})
-    assert isinstance(crowd, CrowdPreset) and crowd.kind == "crowd"
+    assert isinstance(crowd, CrowdPresetSettings) and crowd.kind == "crowd"
     assert crowd.gathering.min_count == 50 and crowd.gathering.min_duration_s == 30
     assert crowd.density is not None and crowd.surge is not None and crowd.needs_area
     assert [c.name for c in build_rule(crowd).conditions] == ["gathering", "density", "surge"]
@@ -166,9 +168,10 @@ def test_check_config_names_the_field_of_a_broken_example(tmp_path: Path) -> Non
 def test_every_rule_setting_is_documented() -> None:
     doc = (DOCS / "rules.md").read_text(encoding="utf-8")
     models: list[type[BaseModel]] = [
-        *RULE_TYPES.values(), IllegalFishingPreset, SandDiggingPreset, CrowdPreset,
-        PresenceCondition, GatheringSettings, DensitySettings, SurgeSettings,
-        BankChangeSettings, TimeWindow,
+        *RULE_TYPES.values(), IllegalFishingPresetSettings, SandDiggingPresetSettings,
+        CrowdPresetSettings, PresenceConditionSettings, GatheringSettings, DensitySettings,
+        SurgeSettings,
+        BankChangeSettings, TimeWindowSettings,
     ]
     missing = sorted({f"{m.__name__}.{name}" for m in models for name in m.model_fields
                       if f"`{name}" not in doc and f" {name}:" not in doc})

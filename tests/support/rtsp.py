@@ -22,7 +22,7 @@ from urllib.parse import quote
 
 import av
 
-from gridwatch.settings import Config, parse_config
+from gridwatch.settings import GridwatchSettings, parse_config
 from tests.support.processes import die_with_parent
 
 REPO = Path(__file__).resolve().parents[2]
@@ -264,7 +264,7 @@ QUICK_STREAM = {"open_timeout_s": 3, "read_timeout_s": 3, "stall_timeout_s": 3,
 
 
 def service_config(data: Path, models_dir: Path, cameras: dict[str, str],
-                   **settings: Any) -> Config:
+                   **settings: Any) -> GridwatchSettings:
     """The service's configuration for cameras (id: URL) of a test server, with its store
     and evidence under `data`; `settings` adds top-level sections (`workers`, ...)."""
     return parse_config({

@@ -11,14 +11,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from gridwatch.ingest.frame import Frame
-from gridwatch.ingest.options import StreamOptions
 from gridwatch.ingest.sources import open_source
+
+from gridwatch.settings.stream import StreamSettings
 
 
 def sampled_frames(path: Path, step_s: float = 0.0, start: float = 0.0,
                    stop: float = float("inf")) -> Iterator[Frame]:
     """Frames with `start <= t < stop`, at least `step_s` of media time apart."""
-    source = open_source(str(path), StreamOptions(realtime=False, loop=False), camera_id="test")
+    source = open_source(str(path), StreamSettings(realtime=False, loop=False), camera_id="test")
     last: float | None = None
     try:
         for frame in source:

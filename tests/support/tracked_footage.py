@@ -20,8 +20,10 @@ from gridwatch.detectors.backends.factory import create_detector
 from gridwatch.detectors.detection import Detection
 from gridwatch.detectors.rules import ZoneObservation
 from gridwatch.detectors.tracking import ObjectTracker, Track
-from gridwatch.detectors.zones import Zone, ZoneSpec
+from gridwatch.detectors.zones import Zone
 from gridwatch.ingest.frame import Frame
+
+from gridwatch.settings.zones import ZoneSettings
 
 # 2026-05-15 12:00:00 UTC (inside a 03-01..06-30 season): wall = BASE_WALL + t in these tests.
 BASE_WALL = 1_778_846_400.0
@@ -125,7 +127,7 @@ def keyframe_times(
 
 def zone(polygon: Sequence[tuple[float, float]], width: int, height: int,
          zone_id: str = "z", **spec: object) -> Zone:
-    return Zone(ZoneSpec(id=zone_id, polygon=list(polygon), **spec), width, height)
+    return Zone(ZoneSettings(id=zone_id, polygon=list(polygon), **spec), width, height)
 
 
 Observed = tuple[Sample, list[Track], dict[str, ZoneObservation]]

@@ -7,10 +7,10 @@ from typing import TYPE_CHECKING
 
 import pytest
 from gridwatch.alerts.delivery.dispatcher import OutboxDispatcher
-from gridwatch.alerts.delivery.sinks import WebhookSinkSpec
-from gridwatch.alerts.delivery.sinks.specs import DeliverySpec
 from gridwatch.alerts.delivery.sinks.webhook import WebhookSink
 
+from gridwatch.settings.delivery import DeliverySettings
+from gridwatch.settings.sinks import WebhookSinkSettings
 from tests.support.incidents import event
 from tests.support.receivers import WebhookReceiver, wait_until
 
@@ -28,9 +28,9 @@ def test_dead_letters_are_listed_in_scope_and_retried_by_an_admin(
     secret = secrets.token_urlsafe(16)
     monkeypatch.setenv(SECRET_ENV, secret)
     receiver = WebhookReceiver(secret.encode(), status=400)
-    sink = WebhookSink(WebhookSinkSpec(type="webhook", name="centre", url=receiver.url,
+    sink = WebhookSink(WebhookSinkSettings(type="webhook", name="centre", url=receiver.url,
                                        secret_env=SECRET_ENV, timeout_s=2))
-    dispatcher = OutboxDispatcher(env.store, [sink], DeliverySpec(poll_s=0.05,
+    dispatcher = OutboxDispatcher(env.store, [sink], DeliverySettings(poll_s=0.05,
                                                                   backoff_jitter_s=0.0))
     env.service.dispatcher = dispatcher  # type: ignore[attr-defined]
     dispatcher.start()

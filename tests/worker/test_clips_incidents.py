@@ -28,12 +28,13 @@ from gridwatch.detectors.events import Event, dedup_key
 from gridwatch.detectors.pipeline import CameraAnalyzer
 from gridwatch.ingest.av_source import AvSource
 from gridwatch.ingest.camera import CameraRunner
-from gridwatch.ingest.options import StreamOptions
 from gridwatch.ingest.packet_buffer import PacketRingBuffer
 from sqlalchemy import select
 
 from gridwatch.settings import parse_config
-from gridwatch.worker.clips import Clip, ClipSettings, write_mp4
+from gridwatch.settings.clips import ClipSettings
+from gridwatch.settings.stream import StreamSettings
+from gridwatch.worker.clips import Clip, ClipRecorder, packet_buffer, write_mp4
 from tests.support.console import (
     ADMIN_PASSWORD,
     NO_FISHING,
@@ -56,7 +57,7 @@ ROAD = "cctv_road_cart_320x240_3fps.mp4"
 def real_clip(evidence: EvidenceWriter, relative: str, footage_dir: Path) -> Path:
     """The CCTV road clip's own packets remuxed to `relative`, as a recorder writes them."""
     buffer = PacketRingBuffer(max_seconds=3600)
-    source = AvSource(str(footage_dir / ROAD), StreamOptions(), "road", live=False)
+    source = AvSource(str(footage_dir / ROAD), StreamSettings(), "road", live=False)
     source.record_packets(buffer)
     with source:
         for _ in source:
@@ -152,9 +153,9 @@ def test_worker_records_clips_by_dedup_key_that_the_store_owner_attaches(
     # A camera worker records from its buffer knowing only events; the process that owns
     # the store attaches each clip to the incident open at the clip's event.
     settings = ClipSettings(pre_roll_s=0.5, post_roll_s=0.5, max_clip_s=3.0)
-    buffer = settings.buffer("cam-mall", manager.evidence.dir)
+    buffer = packet_buffer(settings, "cam-mall", manager.evidence.dir)
     ready: queue.Queue[Clip] = queue.Queue()
-    recorder = settings.recorder(buffer, manager.evidence, on_ready=ready.put)
+    recorder = ClipRecorder(buffer, manager.evidence, settings, on_ready=ready.put)
     runner = CameraRunner("cam-mall", rtsp_server.url("cam"), packet_buffer=buffer).start()
     made = []
     try:
@@ -308,7 +309,7 @@ def boat_run(models_dir: Path, footage_dir: Path, tmp_path_factory: pytest.TempP
     manager = IncidentManager(store, EvidenceWriter(tmp / "evidence"), cooldown_s=60)
     run = BoatRun([], {}, [], {}, None, None)  # type: ignore[arg-type]
     try:
-        with AvSource(str(footage_dir / BOAT), StreamOptions(), "river-boat",
+        with AvSource(str(footage_dir / BOAT), StreamSettings(), "river-boat",
                       live=False) as source:
             for frame in source:
                 result = analyzer.process(frame)

@@ -21,10 +21,11 @@ import av
 import pytest
 from gridwatch.alerts.incidents.evidence import EvidenceWriter
 from gridwatch.ingest.camera import CameraRunner
-from gridwatch.ingest.options import StreamOptions
 from gridwatch.ingest.packet_buffer import PacketRingBuffer, SegmentSpool
 
-from gridwatch.worker.clips import Clip, ClipRecorder, ClipSettings
+from gridwatch.settings.clips import ClipSettings
+from gridwatch.settings.stream import StreamSettings
+from gridwatch.worker.clips import Clip, ClipRecorder, packet_buffer
 from tests.support.rtsp import RtspTestServer, cache_dir
 
 pytest_plugins = ("tests.support.rtsp_fixtures",)
@@ -138,7 +139,7 @@ def paced_camera(clip: Path, max_seconds: float, keyframes_only: bool = False,
                  spool: Path | None = None) -> Iterator[CameraRunner]:
     """A real clip looping in real time as a camera, with a packet buffer (in memory, or
     spooled to `spool`)."""
-    options = StreamOptions(realtime=True, loop=True, keyframes_only=keyframes_only)
+    options = StreamSettings(realtime=True, loop=True, keyframes_only=keyframes_only)
     buffer = PacketRingBuffer(max_seconds=max_seconds,
                               spool=SegmentSpool(spool) if spool is not None else None)
     runner = CameraRunner(clip.stem, str(clip), options, packet_buffer=buffer).start()
@@ -160,7 +161,7 @@ def live_camera(rtsp_server: RtspTestServer, request: pytest.FixtureRequest,
     keyframes_only = getattr(request, "param", False)
     buffer = PacketRingBuffer(max_seconds=4.0)
     runner = CameraRunner("cam", rtsp_server.url("cam"),
-                          StreamOptions(keyframes_only=keyframes_only), packet_buffer=buffer)
+                          StreamSettings(keyframes_only=keyframes_only), packet_buffer=buffer)
     runner.start()
     try:
         yield runner
@@ -296,7 +297,7 @@ def test_clip_spanning_a_reconnect_is_one_playable_file(
 ) -> None:
     server = make_rtsp_server()
     buffer = PacketRingBuffer(max_seconds=4.0)
-    runner = CameraRunner("cam", server.url("cam"), StreamOptions(backoff_initial_s=0.2),
+    runner = CameraRunner("cam", server.url("cam"), StreamSettings(backoff_initial_s=0.2),
                           packet_buffer=buffer).start()
     try:
         recorder, ready = recorder_on(buffer, evidence, 1.0,
@@ -342,6 +343,6 @@ def test_clip_lengths_must_leave_room_for_both_rolls(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="max_clip_s"):
         ClipSettings(pre_roll_s=10, post_roll_s=5, max_clip_s=12)
     settings = ClipSettings(pre_roll_s=4, post_roll_s=2, buffer_max_bytes=1_000_000)
-    buffer = settings.buffer("cam", tmp_path / "evidence")
+    buffer = packet_buffer(settings, "cam", tmp_path / "evidence")
     # The pre-roll, plus room for the analysis to run behind the camera.
     assert (buffer.max_seconds, buffer.max_bytes) == (9.0, 1_000_000)

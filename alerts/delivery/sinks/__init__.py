@@ -18,21 +18,17 @@ from gridwatch.alerts.delivery.sinks.base import (
     RetryableError,
     Sink,
 )
-from gridwatch.alerts.delivery.sinks.specs import (
-    MqttSinkSpec,
-    RedisStreamsSinkSpec,
-    SinkSpec,
-    WebhookSinkSpec,
-)
+
+from gridwatch.settings.sinks import MqttSinkSettings, RedisStreamsSinkSettings, WebhookSinkSettings
 
 log = logging.getLogger(__name__)
 
 __all__ = [
-    "DeliveryError", "Message", "MqttSinkSpec", "PermanentError", "RedisStreamsSinkSpec",
-    "RetryableError", "Sink", "SinkSpec", "SinkUnavailable", "WebhookSinkSpec", "build_sink",
-    "build_sinks",
+    "DeliveryError", "Message", "PermanentError", "RetryableError", "Sink", "SinkUnavailable",
+    "build_sink", "build_sinks",
 ]
 
+AnySinkSettings = WebhookSinkSettings | MqttSinkSettings | RedisStreamsSinkSettings
 # type -> (module, class, the extra of pyproject.toml that installs its client library)
 _SINKS = {
     "webhook": ("gridwatch.alerts.delivery.sinks.webhook", "WebhookSink", None),
@@ -45,7 +41,7 @@ class SinkUnavailable(RuntimeError):
     """A configured sink whose client library is not installed."""
 
 
-def build_sink(spec: WebhookSinkSpec | MqttSinkSpec | RedisStreamsSinkSpec) -> Sink:
+def build_sink(spec: AnySinkSettings) -> Sink:
     module_name, class_name, extra = _SINKS[spec.type]
     try:
         module = importlib.import_module(module_name)
@@ -59,8 +55,7 @@ def build_sink(spec: WebhookSinkSpec | MqttSinkSpec | RedisStreamsSinkSpec) -> S
     return sink
 
 
-def build_sinks(specs: Sequence[WebhookSinkSpec | MqttSinkSpec | RedisStreamsSinkSpec],
-                ) -> list[Sink]:
+def build_sinks(specs: Sequence[AnySinkSettings]) -> list[Sink]:
     """One sink per spec; those already built are closed if a later one cannot be."""
     sinks: list[Sink] = []
     try:

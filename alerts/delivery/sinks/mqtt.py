@@ -17,11 +17,12 @@ import threading
 
 import paho.mqtt.client as mqtt
 from gridwatch.alerts.delivery.sinks.base import Message, PermanentError, RetryableError, Sink
-from gridwatch.alerts.delivery.sinks.specs import MqttSinkSpec, read_secret
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
+
+from gridwatch.settings.sinks import MqttSinkSettings, read_secret
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +49,7 @@ class MqttSink(Sink):
 
     type = "mqtt"
 
-    def __init__(self, spec: MqttSinkSpec) -> None:
+    def __init__(self, spec: MqttSinkSettings) -> None:
         super().__init__(spec.name)
         self.spec = spec
         self._connected = threading.Event()

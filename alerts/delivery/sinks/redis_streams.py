@@ -14,7 +14,8 @@ import logging
 
 import redis
 from gridwatch.alerts.delivery.sinks.base import Message, RetryableError, Sink, shorten
-from gridwatch.alerts.delivery.sinks.specs import RedisStreamsSinkSpec, read_secret
+
+from gridwatch.settings.sinks import RedisStreamsSinkSettings, read_secret
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +55,7 @@ def entry_fields(message: Message) -> dict[str, str]:
 class RedisStreamsSink(Sink):
     type = "redis_streams"
 
-    def __init__(self, spec: RedisStreamsSinkSpec) -> None:
+    def __init__(self, spec: RedisStreamsSinkSettings) -> None:
         super().__init__(spec.name)
         self.spec = spec
         password = read_secret(spec.password_env) if spec.password_env else None

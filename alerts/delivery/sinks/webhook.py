@@ -23,7 +23,8 @@ from gridwatch.alerts.delivery.sinks.base import (
     Sink,
     shorten,
 )
-from gridwatch.alerts.delivery.sinks.specs import WebhookSinkSpec, read_secret
+
+from gridwatch.settings.sinks import WebhookSinkSettings, read_secret
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +53,7 @@ def _retry_after(response: httpx.Response) -> float | None:
 class WebhookSink(Sink):
     type = "webhook"
 
-    def __init__(self, spec: WebhookSinkSpec) -> None:
+    def __init__(self, spec: WebhookSinkSettings) -> None:
         super().__init__(spec.name)
         self.url = spec.url
         self._secret = read_secret(spec.secret_env).encode()

@@ -8,24 +8,23 @@ to switch it off (`boats: null` for a bank with no water).
 
 from __future__ import annotations
 
-import logging
-from typing import Literal
+from typing import ClassVar, Literal
 
-from gridwatch.detectors.bank_change import BankChangeSettings
-from gridwatch.detectors.rules.common import RuleCommon, Severity
-from gridwatch.detectors.rules.crowd import (
-    CrowdFields,
+from pydantic import Field, model_validator
+
+from gridwatch.common.severity import Severity
+from gridwatch.settings.bank_change import BankChangeSettings
+from gridwatch.settings.rules.common import RuleCommonSettings
+from gridwatch.settings.rules.crowd import (
+    CrowdCommonSettings,
     DensitySettings,
     GatheringSettings,
     SurgeSettings,
 )
-from gridwatch.detectors.rules.presence import PresenceCondition
-from pydantic import Field, model_validator
-
-log = logging.getLogger(__name__)
+from gridwatch.settings.rules.presence import PresenceConditionSettings
 
 
-class FishingPeople(PresenceCondition):
+class FishingPeopleSettings(PresenceConditionSettings):
     """People who stay put on the bank or in the water zone."""
 
     classes: list[str] = Field(default_factory=lambda: ["person"], min_length=1)
@@ -33,16 +32,18 @@ class FishingPeople(PresenceCondition):
     stationary: bool | None = True
 
 
-class FishingBoats(PresenceCondition):
+class FishingBoatsSettings(PresenceConditionSettings):
     """Boats in a no-fishing water zone."""
 
     classes: list[str] = Field(default_factory=lambda: ["boat"], min_length=1)
     min_dwell_s: float = Field(default=60.0, ge=0)
 
 
-class IllegalFishingPreset(RuleCommon):
+class IllegalFishingPresetSettings(RuleCommonSettings):
     """`preset: illegal_fishing`: stationary people or boats in the zone for a minimum time,
     inside the ban `windows` (none: all year)."""
+
+    tag: ClassVar[str] = "preset:illegal_fishing"
 
     preset: Literal["illegal_fishing"]
     kind: str = Field(default="illegal_fishing", min_length=1)
@@ -50,17 +51,17 @@ class IllegalFishingPreset(RuleCommon):
     end_after_s: float = Field(default=60.0, ge=0)
     update_every_s: float = Field(default=60.0, gt=0)
     cooldown_s: float = Field(default=120.0, ge=0)
-    people: FishingPeople | None = Field(default_factory=FishingPeople)
-    boats: FishingBoats | None = Field(default_factory=FishingBoats)
+    people: FishingPeopleSettings | None = Field(default_factory=FishingPeopleSettings)
+    boats: FishingBoatsSettings | None = Field(default_factory=FishingBoatsSettings)
 
     @model_validator(mode="after")
-    def _something_on(self) -> IllegalFishingPreset:
+    def _something_on(self) -> IllegalFishingPresetSettings:
         if self.people is None and self.boats is None:
             raise ValueError("people and boats are both off: nothing to watch")
         return self
 
 
-class DiggingMachines(PresenceCondition):
+class DiggingMachinesSettings(PresenceConditionSettings):
     """Heavy vehicles or vessels working in the bank zone (COCO truck and boat; a custom
     model's excavator and dredger)."""
 
@@ -70,9 +71,11 @@ class DiggingMachines(PresenceCondition):
     min_dwell_s: float = Field(default=300.0, ge=0)
 
 
-class SandDiggingPreset(RuleCommon):
+class SandDiggingPresetSettings(RuleCommonSettings):
     """`preset: sand_digging`: machines working in the bank zone for a minimum time, or a
     lasting change of the bank's ground."""
+
+    tag: ClassVar[str] = "preset:sand_digging"
 
     preset: Literal["sand_digging"]
     kind: str = Field(default="sand_digging", min_length=1)
@@ -80,18 +83,20 @@ class SandDiggingPreset(RuleCommon):
     end_after_s: float = Field(default=120.0, ge=0)
     update_every_s: float = Field(default=60.0, gt=0)
     cooldown_s: float = Field(default=300.0, ge=0)
-    machines: DiggingMachines | None = Field(default_factory=DiggingMachines)
+    machines: DiggingMachinesSettings | None = Field(default_factory=DiggingMachinesSettings)
     ground: BankChangeSettings | None = Field(default_factory=BankChangeSettings)
 
     @model_validator(mode="after")
-    def _something_on(self) -> SandDiggingPreset:
+    def _something_on(self) -> SandDiggingPresetSettings:
         if self.machines is None and self.ground is None:
             raise ValueError("machines and ground are both off: nothing to watch")
         return self
 
 
-class CrowdPreset(CrowdFields):
+class CrowdPresetSettings(CrowdCommonSettings):
     """`preset: crowd`: gathering, over-density (needs the zone's `area_m2`) and surge, all on."""
+
+    tag: ClassVar[str] = "preset:crowd"
 
     preset: Literal["crowd"]
     end_after_s: float = Field(default=15.0, ge=0)

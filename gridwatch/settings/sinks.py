@@ -1,4 +1,4 @@
-"""Configuration of the sinks (the `sinks:` list of the YAML file), validated with pydantic.
+"""The `sinks:` list: outside systems incidents are delivered to.
 
 Kept apart from the sink modules so that reading a configuration needs neither paho-mqtt
 nor redis. Secrets are never written in the file: a sink names the environment variable
@@ -7,15 +7,14 @@ that holds its secret, and a missing variable is a configuration error naming th
 
 from __future__ import annotations
 
-import logging
 import os
 from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
-log = logging.getLogger(__name__)
+from gridwatch.settings.base import StrictSettings
 
 NAME_PATTERN = r"^[A-Za-z0-9_.-]+$"
 ENV_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
@@ -31,9 +30,7 @@ def read_secret(env: str) -> str:
     return value
 
 
-class _SinkSpec(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class _SinkCommonSettings(StrictSettings):
     name: str = Field(min_length=1, max_length=64, pattern=NAME_PATTERN,
                       description="Unique; delivery records are kept per sink name")
     timeout_s: float = Field(default=5.0, gt=0, le=120,
@@ -45,7 +42,7 @@ def _require_env(field: str, env: str | None, what: str) -> None:
         raise ValueError(f"{field}: environment variable {env} ({what}) is not set or empty")
 
 
-class WebhookSinkSpec(_SinkSpec):
+class WebhookSinkSettings(_SinkCommonSettings):
     """HTTP POST of the JSON body, signed with HMAC-SHA256 (see docs/sinks.md)."""
 
     type: Literal["webhook"]
@@ -64,12 +61,12 @@ class WebhookSinkSpec(_SinkSpec):
         return v
 
     @model_validator(mode="after")
-    def _secret_present(self) -> WebhookSinkSpec:
+    def _secret_present(self) -> WebhookSinkSettings:
         _require_env("secret_env", self.secret_env, "the webhook's HMAC secret")
         return self
 
 
-class MqttSinkSpec(_SinkSpec):
+class MqttSinkSettings(_SinkCommonSettings):
     """Publish to `<topic_prefix>/<grid cell>/<kind>/<topic>` and wait for the broker's ack."""
 
     type: Literal["mqtt"]
@@ -86,14 +83,14 @@ class MqttSinkSpec(_SinkSpec):
                                   description="Default: gridwatch-<sink name>-<random>")
 
     @model_validator(mode="after")
-    def _password_present(self) -> MqttSinkSpec:
+    def _password_present(self) -> MqttSinkSettings:
         _require_env("password_env", self.password_env, "the MQTT password")
         if self.password_env and not self.username:
             raise ValueError("username: required when password_env is set")
         return self
 
 
-class RedisStreamsSinkSpec(_SinkSpec):
+class RedisStreamsSinkSettings(_SinkCommonSettings):
     """XADD to a stream, once per idempotency key (see docs/sinks.md for consumer groups)."""
 
     type: Literal["redis_streams"]
@@ -117,51 +114,11 @@ class RedisStreamsSinkSpec(_SinkSpec):
         return v
 
     @model_validator(mode="after")
-    def _password_present(self) -> RedisStreamsSinkSpec:
+    def _password_present(self) -> RedisStreamsSinkSettings:
         _require_env("password_env", self.password_env, "the Redis password")
         return self
 
 
-SinkSpec = Annotated[
-    WebhookSinkSpec | MqttSinkSpec | RedisStreamsSinkSpec, Field(discriminator="type"),
+SinkSettings = Annotated[
+    WebhookSinkSettings | MqttSinkSettings | RedisStreamsSinkSettings, Field(discriminator="type"),
 ]
-
-
-class DeliverySpec(BaseModel):
-    """How the outbox dispatcher works through the queue (the `delivery:` section).
-
-    With the defaults a message is tried about 20 times over roughly an hour and three
-    quarters (1, 2, 4, ... s, then every 10 minutes) before it becomes a dead letter.
-    """
-
-    model_config = ConfigDict(extra="forbid")
-
-    node: str | None = Field(
-        default=None, min_length=1, max_length=128,
-        description="This node's name in leases (default: the host name); unique per node",
-    )
-    batch_size: int = Field(default=100, ge=1, le=1000)
-    poll_s: float = Field(default=1.0, ge=0.05, le=60,
-                          description="Longest idle wait; commits on this node wake it at once")
-    lease_s: float = Field(default=60.0, ge=5, le=3600,
-                           description="How long a claimed batch is reserved to this node")
-    batch_time_s: float = Field(
-        default=2.0, gt=0, le=600,
-        description="Longest a batch waits for its slowest sink; what that sink did not "
-                    "reach goes in the next batch, so a slow sink does not hold up the others",
-    )
-    max_attempts: int = Field(default=20, ge=1, le=1000)
-    backoff_initial_s: float = Field(default=1.0, gt=0, le=3600)
-    backoff_max_s: float = Field(default=600.0, gt=0, le=86400)
-    backoff_jitter_s: float = Field(default=1.0, ge=0, le=3600)
-    keep_delivered_days: float | None = Field(
-        default=7.0, gt=0, description="Delivered messages are deleted after this (null: kept)",
-    )
-
-    @model_validator(mode="after")
-    def _backoff_order(self) -> DeliverySpec:
-        if self.backoff_max_s < self.backoff_initial_s:
-            raise ValueError("backoff_max_s: must be at least backoff_initial_s")
-        if self.lease_s < 2 * self.batch_time_s:
-            raise ValueError("lease_s: must be at least twice batch_time_s")
-        return self
