@@ -38,7 +38,7 @@ from aiortc.sdp import SessionDescription
 from fastapi import APIRouter, HTTPException
 from pydantic import BaseModel, Field
 
-from gridwatch.ingest.options import StreamOptions
+from gridwatch.settings.stream import StreamSettings
 from gridwatch.web.auth import CurrentUser
 from gridwatch.worker.live_video import (
     CameraTrack,
@@ -69,7 +69,7 @@ class CameraSource:
 
     camera_id: str
     url: str
-    options: StreamOptions
+    options: StreamSettings
     grid_cell: str | None
     zones: list[dict[str, Any]]
     pipeline: LiveCamera | None
@@ -275,7 +275,7 @@ def _sent_codec(answer_sdp: str, transceiver: RTCRtpTransceiver) -> str | None:
 
 
 def camera_source(camera: Any, pipeline: LiveCamera | None, resolve: Callable[[str], str],
-                  options: StreamOptions) -> CameraSource:
+                  options: StreamSettings) -> CameraSource:
     """The live-view source of a configured camera (`gridwatch.settings.CameraConfig`)."""
     url = resolve(camera.url)
     if not is_live_url(url) and not Path(url).exists():
