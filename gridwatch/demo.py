@@ -12,10 +12,11 @@ from functools import lru_cache
 from pathlib import Path
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl
+from pydantic import Field, HttpUrl
 
 from gridwatch.models.fetch import fetch_verified, verify_file
 from gridwatch.models.weights import REPO_DIR, cache_dir
+from gridwatch.settings.base import StrictSettings
 
 log = logging.getLogger(__name__)
 
@@ -23,9 +24,7 @@ SCHEME = "demo:"
 MANIFEST = Path(__file__).resolve().parent / "demo_footage.yaml"
 
 
-class DemoClip(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class DemoClip(StrictSettings):
     name: str
     file: str
     url: HttpUrl

@@ -14,14 +14,14 @@ from typing import Annotated, Any, Literal
 import yaml
 from gridwatch.models.errors import ManifestError, UnknownModelError
 from pydantic import (
-    BaseModel,
-    ConfigDict,
     Field,
     HttpUrl,
     PositiveInt,
     ValidationError,
     model_validator,
 )
+
+from gridwatch.settings.base import FrozenSettings
 
 log = logging.getLogger(__name__)
 
@@ -35,10 +35,8 @@ BackendName = Literal["onnxruntime", "openvino", "ultralytics"]
 DEFAULT_BACKEND: BackendName = "onnxruntime"
 
 
-class ModelSpec(BaseModel):
+class ModelSpec(FrozenSettings):
     """How to run one graph: everything a backend needs to letterbox, normalise and decode."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str
     file: str
@@ -78,10 +76,8 @@ class ManifestEntry(ModelSpec):
         return self
 
 
-class Manifest(BaseModel):
+class Manifest(FrozenSettings):
     """All known models. In YAML each entry names a shared class list under `classes`."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     class_lists: dict[str, tuple[str, ...]]
     models: dict[str, ManifestEntry]
