@@ -52,6 +52,10 @@ from gridwatch.common.redact import redact
 
 log = logging.getLogger(__name__)
 
+# The session an `on_change` hook of `IncidentStore.transition` writes in, named here so that
+# callers on the web side need not import SQLAlchemy for it.
+WriteSession = Session
+
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 BUSY_TIMEOUT_MS = 10_000
 # Key of the PostgreSQL advisory lock that serialises migrations of nodes starting together.
@@ -300,14 +304,14 @@ class IncidentStore:
         actor: str,
         note: str | None = None,
         expected_version: int | None = None,
-        on_change: Callable[[Session, Incident], None] | None = None,
+        on_change: Callable[[WriteSession, Incident, Transition], None] | None = None,
     ) -> Incident:
         """Move an incident to another operator status and record who, when and why.
 
         `expected_version` is the version the operator saw; if the incident changed since,
         `ConcurrentUpdate` is raised instead of acting on stale information. `on_change`
-        runs inside the transaction with the changed incident (the API writes its audit
-        entry there, so both commit or neither does).
+        runs inside the transaction with the changed incident and the transition just made (the
+        API writes its audit entry there, so both commit or neither does).
         """
         target = Status.parse(to_status, "to_status")
         if not actor or not actor.strip():
@@ -342,7 +346,7 @@ class IncidentStore:
                 transition=Transition.from_row(record).to_api(),
             )
             if on_change is not None:
-                on_change(session, incident)
+                on_change(session, incident, Transition.from_row(record))
         log.info("incident %s: %s -> %s by %s", incident_id, current, target, record.actor)
         self.announce(incident)
         return incident

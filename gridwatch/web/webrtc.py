@@ -39,6 +39,7 @@ from fastapi import APIRouter, HTTPException
 from pydantic import BaseModel, Field
 
 from gridwatch.settings.stream import StreamSettings
+from gridwatch.web.api.schemas import LiveAnswer
 from gridwatch.web.auth import CurrentUser
 from gridwatch.worker.live_video import (
     CameraTrack,
@@ -299,7 +300,7 @@ def router(views: LiveViews, service: CameraLookup) -> APIRouter:
     """Signalling for the live view: POST an offer, get the answer; DELETE to hang up."""
     routes = APIRouter(prefix="/api/live", tags=["live"])
 
-    @routes.post("/cameras/{camera_id}/webrtc", responses={
+    @routes.post("/cameras/{camera_id}/webrtc", response_model=LiveAnswer, responses={
         404: {"description": "No such camera in scope"},
         422: {"description": "Not a usable offer"},
         502: {"description": "The camera's stream cannot be opened"},

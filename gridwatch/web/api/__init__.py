@@ -1,7 +1,8 @@
 """The HTTP API (FastAPI): health, login, cameras, incidents, the grid, reports, accounts.
 
-The app is built around a `ServiceView` so that the same routes serve the running service
-and tests; it never touches ingest or detection directly, only their published state.
+The app is built around a `ServiceView` (`gridwatch.web.views`) so that the same routes serve
+the running service and tests; it never touches ingest or detection directly, only their
+published state.
 Every route but `/api/health` and `/api/login` needs an authenticated user
 (`gridwatch.web.auth.current_user`), and every answer is cut to the grid cells the user may see:
 an incident or camera outside them is answered with 404, exactly as if it did not exist.
@@ -10,18 +11,15 @@ an incident or camera outside them is answered with 404, exactly as if it did no
 from __future__ import annotations
 
 import logging
-from typing import Any, Protocol
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 import gridwatch
-from gridwatch.accounts.store import AccountConflict, AccountNotFound, Accounts, OutOfScope
-from gridwatch.alerts.incidents.evidence import EvidenceWriter
-from gridwatch.alerts.incidents.grid import Grid
-from gridwatch.alerts.store.incident_store import IncidentStore
+from gridwatch.accounts.store import AccountConflict, AccountNotFound, OutOfScope
 from gridwatch.web import console
-from gridwatch.web.api import admin, cameras, incidents, outbox, reports, session
+from gridwatch.web.api import admin, cameras, health, incidents, outbox, reports, session
+from gridwatch.web.views import ServiceView
 
 log = logging.getLogger(__name__)
 
@@ -33,31 +31,12 @@ Answers only show what the user's grid scope covers; anything outside it is a 40
 """
 
 
-class ServiceView(Protocol):
-    """What the API needs from the running service."""
-
-    store: IncidentStore
-    evidence: EvidenceWriter
-    grid: Grid
-    accounts: Accounts
-
-    def camera_health(self) -> list[dict[str, Any]]: ...
-
-
 def create_app(service: ServiceView) -> FastAPI:
     app = FastAPI(title="Gridwatch", version=gridwatch.__version__, description=DESCRIPTION)
     app.state.service = service
     app.state.accounts = service.accounts
 
-    @app.get("/api/health", tags=["health"])
-    def health() -> dict[str, Any]:
-        """Liveness for load balancers and monitors; the only route without a login."""
-        states: dict[str, int] = {}
-        for cam in service.camera_health():
-            states[cam["state"]] = states.get(cam["state"], 0) + 1
-        return {"status": "ok", "version": gridwatch.__version__, "cameras": states}
-
-    for module in (session, cameras, incidents, reports, admin, outbox):
+    for module in (health, session, cameras, incidents, reports, admin, outbox):
         app.include_router(module.build(service))
     app.include_router(console.build(service))
     # Prometheus scrape route (`gridwatch.web.metrics`): the running service has one, test

@@ -13,8 +13,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Query, Request
 from pydantic import BaseModel, Field
 
-from gridwatch.accounts import audit
 from gridwatch.alerts.incidents.grid import UnknownGridNode
+from gridwatch.web.api.schemas import (
+    AccountBody,
+    AuditPage,
+    CreatedToken,
+    TokenBody,
+    errors,
+)
 from gridwatch.web.auth import Admin, accounts_of, client_ip
 
 log = logging.getLogger(__name__)
@@ -49,12 +55,14 @@ def _invalid(err: ValueError) -> HTTPException:
 
 def build(service: Any) -> APIRouter:
     router = APIRouter(prefix="/api", tags=["admin"])
+    refused = errors({403: "Outside your scope, or not an administrator",
+                      404: "No such user or token", 409: "Conflicts with an existing one"})
 
-    @router.get("/users")
+    @router.get("/users", response_model=list[AccountBody])
     def users(admin: Admin, request: Request) -> list[dict[str, Any]]:
         return [a.to_api() for a in accounts_of(request).list_users(admin)]
 
-    @router.post("/users", status_code=201)
+    @router.post("/users", status_code=201, response_model=AccountBody, responses=refused)
     def create_user(body: NewUser, admin: Admin, request: Request) -> dict[str, Any]:
         try:
             created = accounts_of(request).create_user(
@@ -64,11 +72,11 @@ def build(service: Any) -> APIRouter:
             raise _invalid(err) from None
         return created.to_api()
 
-    @router.get("/users/{username}")
+    @router.get("/users/{username}", response_model=AccountBody, responses=refused)
     def user(username: str, admin: Admin, request: Request) -> dict[str, Any]:
         return accounts_of(request).get_user(admin, username).to_api()
 
-    @router.patch("/users/{username}")
+    @router.patch("/users/{username}", response_model=AccountBody, responses=refused)
     def update_user(username: str, body: UserChange, admin: Admin,
                     request: Request) -> dict[str, Any]:
         """Change role, scope, password or disabled; the user's sessions end with it."""
@@ -81,11 +89,11 @@ def build(service: Any) -> APIRouter:
             raise _invalid(err) from None
         return changed.to_api()
 
-    @router.get("/tokens")
+    @router.get("/tokens", response_model=list[TokenBody])
     def tokens(admin: Admin, request: Request) -> list[dict[str, Any]]:
         return [t.to_api() for t in accounts_of(request).list_tokens(admin)]
 
-    @router.post("/tokens", status_code=201)
+    @router.post("/tokens", status_code=201, response_model=CreatedToken, responses=refused)
     def create_token(body: NewToken, admin: Admin, request: Request) -> dict[str, Any]:
         """A bearer token acting as `username`; `token` is shown in this answer only."""
         try:
@@ -96,13 +104,15 @@ def build(service: Any) -> APIRouter:
             raise _invalid(err) from None
         return {**info.to_api(), "token": secret}
 
-    @router.delete("/tokens/{token_id}")
+    @router.delete("/tokens/{token_id}", response_model=TokenBody, responses=refused)
     def revoke_token(token_id: int, admin: Admin, request: Request) -> dict[str, Any]:
         return accounts_of(request).revoke_token(admin, token_id, client_ip(request)).to_api()
 
-    @router.get("/audit")
+    @router.get("/audit", response_model=AuditPage,
+                responses=errors({403: "The audit log is for whole-city administrators"}))
     def audit_log(
         admin: Admin,
+        request: Request,
         actor: str | None = None,
         action: Annotated[list[str] | None, Query()] = None,
         target: str | None = None,
@@ -117,9 +127,10 @@ def build(service: Any) -> APIRouter:
         for name, value in (("since", since), ("until", until)):
             if value is not None and value.tzinfo is None:
                 raise HTTPException(422, f"{name}: give a time zone (e.g. ...Z or +08:00)")
-        with service.store.reading() as session:
-            found = audit.entries(session, actor=actor, actions=action, target=target,
-                                  since=since, until=until, before_id=before_id, limit=limit)
+        found = accounts_of(request).audit_entries(
+            actor=actor, actions=action, target=target, since=since, until=until,
+            before_id=before_id, limit=limit,
+        )
         return {"items": [e.to_api() for e in found],
                 "next_before_id": found[-1].id if len(found) == limit else None}
 

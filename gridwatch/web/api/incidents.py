@@ -13,17 +13,25 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
-from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from gridwatch.accounts import audit
 from gridwatch.accounts.store import User
 from gridwatch.alerts.incidents.escalation import SYSTEM_ACTOR
 from gridwatch.alerts.incidents.grid import UnknownGridNode
 from gridwatch.alerts.incidents.lifecycle import InvalidTransition
-from gridwatch.alerts.store.incident_store import ConcurrentUpdate, IncidentNotFound
-from gridwatch.alerts.store.tables import TransitionRow
-from gridwatch.alerts.store.views import Incident
+from gridwatch.alerts.store.incident_store import (
+    ConcurrentUpdate,
+    IncidentNotFound,
+    WriteSession,
+)
+from gridwatch.alerts.store.views import Incident, Transition
+from gridwatch.web.api.schemas import (
+    IncidentBody,
+    IncidentCounts,
+    IncidentDetail,
+    IncidentPage,
+    errors,
+)
 from gridwatch.web.auth import CurrentUser, Operator, client_ip
 
 log = logging.getLogger(__name__)
@@ -39,7 +47,7 @@ class TransitionRequest(BaseModel):
 
 def build(service: Any) -> APIRouter:
     router = APIRouter(prefix="/api/incidents", tags=["incidents"])
-    not_found = {404: {"description": "No such incident in your scope"}}
+    not_found = errors({404: "No such incident in your scope"})
 
     def visible(incident_id: str, user: User) -> Incident:
         try:
@@ -64,7 +72,8 @@ def build(service: Any) -> APIRouter:
             cells = set(grid_cell) if cells is None else cells & set(grid_cell)
         return cells
 
-    @router.get("")
+    @router.get("", response_model=IncidentPage,
+                responses=errors({422: "A filter or the cursor is not valid"}))
     def incidents(
         user: CurrentUser,
         camera: str | None = None,
@@ -91,22 +100,22 @@ def build(service: Any) -> APIRouter:
             raise HTTPException(422, str(err)) from None
         return {"items": [i.to_api() for i in page.items], "next_cursor": page.next_cursor}
 
-    @router.get("/counts")
+    @router.get("/counts", response_model=IncidentCounts)
     def counts(user: CurrentUser) -> dict[str, Any]:
         """How many incidents of the user's scope are in each status."""
         cells = None if user.cells is None else set(user.cells)
         by_status = service.store.counts_by_status(grid_cells=cells)
         return {"by_status": by_status, "total": sum(by_status.values())}
 
-    @router.get("/{incident_id}", responses=not_found)
+    @router.get("/{incident_id}", response_model=IncidentDetail, responses=not_found)
     def incident(incident_id: str, user: CurrentUser) -> dict[str, Any]:
         """The incident with its status history and its escalations."""
         found = visible(incident_id, user)
         body = found.to_api()
         body["history"] = [t.to_api() for t in found.history]
-        with service.store.reading() as session:
-            escalations = audit.entries(session, target=incident_id, actor=SYSTEM_ACTOR,
-                                        actions={"incident.escalated"}, limit=10)
+        escalations = service.accounts.audit_entries(
+            target=incident_id, actor=SYSTEM_ACTOR, actions={"incident.escalated"}, limit=10,
+        )
         body["escalations"] = [
             {"at": e.at.isoformat(), **e.details} for e in reversed(escalations)
         ]
@@ -122,20 +131,27 @@ def build(service: Any) -> APIRouter:
             raise HTTPException(404, f"{kind} of incident {incident_id} is missing on disk")
         return FileResponse(path, media_type=media_type)
 
-    @router.get("/{incident_id}/snapshot", response_class=FileResponse, responses=not_found)
+    @router.get("/{incident_id}/snapshot", response_class=FileResponse, responses={
+        **not_found, 200: {"content": {"image/jpeg": {}}, "description": "The JPEG snapshot"},
+    })
     def snapshot(incident_id: str, user: CurrentUser) -> FileResponse:
         return evidence_file(incident_id, user, "snapshot", "image/jpeg")
 
     @router.get("/{incident_id}/clip", response_class=FileResponse, responses={
-        **not_found, 206: {"description": "The byte range asked for (Range header)"},
+        **not_found, 200: {"content": {"video/mp4": {}}, "description": "The MP4 clip"},
+        206: {"content": {"video/mp4": {}},
+              "description": "The byte range asked for (Range header)"},
     })
     def clip(incident_id: str, user: CurrentUser) -> FileResponse:
         """The incident's MP4 clip; byte ranges are served so a `<video>` can seek."""
         return evidence_file(incident_id, user, "clip", "video/mp4")
 
-    @router.post("/{incident_id}/transitions", responses={
-        **not_found, 403: {"description": "Viewers cannot act"},
-        409: {"description": "Not allowed from the current status, or changed since read"},
+    @router.post("/{incident_id}/transitions", response_model=IncidentBody, responses={
+        **not_found, **errors({
+            403: "Viewers cannot act",
+            409: "Not allowed from the current status, or changed since read",
+            422: "Not a status",
+        }),
     })
     def transition(incident_id: str, body: TransitionRequest, user: Operator,
                    request: Request) -> dict[str, Any]:
@@ -143,14 +159,10 @@ def build(service: Any) -> APIRouter:
         visible(incident_id, user)
         ip = client_ip(request)
 
-        def audited(session: Session, changed: Incident) -> None:
-            made = session.scalars(
-                select(TransitionRow).where(TransitionRow.incident_id == incident_id)
-                .order_by(TransitionRow.id.desc()).limit(1)
-            ).one()
+        def audited(session: WriteSession, changed: Incident, made: Transition) -> None:
             audit.record(session, user.username, "incident.transition", target=incident_id,
                          ip=ip, at=made.at,
-                         details={"from": made.from_status, "to": made.to_status,
+                         details={"from": made.from_status.value, "to": made.to_status.value,
                                   "note": made.note, "version": changed.version,
                                   "grid_cell": changed.grid_cell, "via": user.via})
 

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
 from gridwatch.alerts.incidents.reports import Period, build_report
+from gridwatch.web.api.schemas import ReportBody
 from gridwatch.web.auth import CurrentUser
 
 log = logging.getLogger(__name__)
@@ -18,7 +19,10 @@ log = logging.getLogger(__name__)
 def build(service: Any) -> APIRouter:
     router = APIRouter(prefix="/api/reports", tags=["reports"])
 
-    @router.get("", responses={200: {"content": {"text/csv": {}}}})
+    @router.get("", response_model=ReportBody, responses={200: {
+        "content": {"text/csv": {"schema": {"type": "string"}}},
+        "description": "JSON, or with `format=csv` the rows as CSV",
+    }})
     def report(
         user: CurrentUser,
         period: Period = "day",

@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 
 from gridwatch.accounts.store import LoginFailed, LoginRateLimited
 from gridwatch.alerts.incidents.grid import UnknownGridNode
+from gridwatch.web.api.schemas import GridTree, Me, UserBody, errors
 from gridwatch.web.auth import SESSION_COOKIE, CurrentUser, accounts_of, client_ip
 
 log = logging.getLogger(__name__)
@@ -23,8 +24,9 @@ class LoginRequest(BaseModel):
 def build(service: Any) -> APIRouter:
     router = APIRouter(prefix="/api", tags=["session"])
 
-    @router.post("/login", responses={401: {"description": "Wrong username or password"},
-                                      429: {"description": "Too many failures; see Retry-After"}})
+    @router.post("/login", response_model=UserBody, responses=errors({
+        401: "Wrong username or password", 429: "Too many failures; see Retry-After",
+    }))
     def login(body: LoginRequest, request: Request, response: Response) -> dict[str, Any]:
         """Open a console session: sets the HttpOnly, SameSite=Strict session cookie and
         returns the CSRF token to send in `X-CSRF-Token` with state-changing requests."""
@@ -51,7 +53,7 @@ def build(service: Any) -> APIRouter:
         response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="strict",
                                secure=accounts_of(request).cookie_secure)
 
-    @router.get("/me")
+    @router.get("/me", response_model=Me)
     def me(user: CurrentUser) -> dict[str, Any]:
         """The current user, their scope's grid node and the CSRF token of their session."""
         body = user.to_api()
@@ -61,7 +63,9 @@ def build(service: Any) -> APIRouter:
             body["scope_node"] = None
         return body
 
-    @router.get("/grid", tags=["grid"])
+    @router.get("/grid", tags=["grid"], response_model=GridTree,
+                response_model_exclude_unset=True,
+                responses=errors({404: "The user's scope is not in the grid"}))
     def grid(user: CurrentUser) -> dict[str, Any]:
         """The grid tree under the user's scope, with the cameras of each cell."""
         try:

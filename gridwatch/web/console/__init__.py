@@ -26,6 +26,7 @@ from fastapi.responses import FileResponse, RedirectResponse
 from gridwatch.alerts.incidents.lifecycle import ALLOWED, Status
 from gridwatch.common.severity import SEVERITIES
 from gridwatch.web import live_feed, webrtc
+from gridwatch.web.api.schemas import ConsoleMeta
 from gridwatch.web.auth import CurrentUser
 from gridwatch.web.views import ServiceView
 
@@ -75,7 +76,7 @@ def build(service: ServiceView, *, recheck_s: float = live_feed.RECHECK_S) -> AP
         media_type = mimetypes.guess_type(file.name)[0] or "application/octet-stream"
         return FileResponse(file, media_type=media_type, headers={"Cache-Control": "no-cache"})
 
-    @routes.get("/api/console/meta", tags=["console"])
+    @routes.get("/api/console/meta", tags=["console"], response_model=ConsoleMeta)
     def meta(user: CurrentUser) -> dict[str, Any]:
         """What the console's menus and buttons offer: statuses and the moves allowed from
         each, severities, and the incident kinds of the cameras the user may see."""
