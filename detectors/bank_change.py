@@ -19,7 +19,6 @@ cloud shadow) is not a change.
 
 from __future__ import annotations
 
-import logging
 import warnings
 from collections import deque
 from collections.abc import Sequence
@@ -29,8 +28,6 @@ import cv2
 import numpy as np
 
 from gridwatch.settings.bank_change import BankChangeSettings
-
-log = logging.getLogger(__name__)
 
 Box = tuple[float, float, float, float]
 

@@ -8,14 +8,10 @@ speed need metres. A zone can say how its picture maps to the ground, either wit
 
 from __future__ import annotations
 
-import logging
-
 import cv2
 import numpy as np
 
 from gridwatch.settings.calibration import GroundCalibrationSettings
-
-log = logging.getLogger(__name__)
 
 
 def ground_map(calibration: GroundCalibrationSettings, width: int, height: int) -> GroundMap:

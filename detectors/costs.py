@@ -6,10 +6,7 @@ the plain mean over the whole run is what benchmarks compare.
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(slots=True)

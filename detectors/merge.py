@@ -11,14 +11,11 @@ another region's box of the same class almost entirely contains is treated as a 
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from gridwatch.detectors.detection import Detection, box_area, box_intersection, box_iou
 from gridwatch.detectors.regions import Region
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(slots=True)

@@ -15,7 +15,6 @@ luma plane costs ~0.2 ms where INTER_AREA costs ~1.15 ms (measured), and no BGR 
 
 from __future__ import annotations
 
-import logging
 import math
 import time
 from collections.abc import Mapping
@@ -24,8 +23,6 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 from gridwatch.detectors.costs import RunningMs
-
-log = logging.getLogger(__name__)
 
 Box = tuple[int, int, int, int]
 

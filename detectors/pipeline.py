@@ -11,7 +11,6 @@ accuracy matters more than cost).
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -31,8 +30,6 @@ from gridwatch.detectors.zones import Zone
 from gridwatch.ingest.frame import Frame
 
 from gridwatch.settings.zones import ZoneSettings
-
-log = logging.getLogger(__name__)
 
 #: Overlap with a known object's last box that lets a detection use the lower `keep_conf`.
 KEEP_IOU = 0.25

@@ -15,7 +15,6 @@ Between detector runs a known object that no region looked at is carried over fo
 
 from __future__ import annotations
 
-import logging
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -25,8 +24,6 @@ from gridwatch.detectors.detection import Detection
 from gridwatch.detectors.motion import MotionResult
 from gridwatch.detectors.regions import Region, auto_grid, fit_aspect, grid_tiles, plan_crops
 from gridwatch.detectors.zones import Zone
-
-log = logging.getLogger(__name__)
 
 LookKind = Literal["idle", "regions", "sweep"]
 

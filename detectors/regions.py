@@ -9,15 +9,12 @@ source pixels, each shaped like the model input so that the letterbox wastes no 
 
 from __future__ import annotations
 
-import logging
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
-
-log = logging.getLogger(__name__)
 
 Box = tuple[int, int, int, int]
 Reason = Literal["sweep", "tile", "motion", "track"]

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import logging
-
 import cv2
 import numpy as np
 
 from gridwatch.settings.zones import ZoneSettings, polygon_area
 
-log = logging.getLogger(__name__)
 
 class Zone:
     """A zone bound to one frame size: pixel polygon, bounding box and a point test."""

@@ -6,7 +6,6 @@ checkout, then the user cache, and downloaded and verified only where missing.
 
 from __future__ import annotations
 
-import logging
 import os
 from functools import lru_cache
 from pathlib import Path
@@ -17,8 +16,6 @@ from pydantic import Field, HttpUrl
 from gridwatch.models.fetch import fetch_verified, verify_file
 from gridwatch.models.weights import REPO_DIR, cache_dir
 from gridwatch.settings.base import StrictSettings
-
-log = logging.getLogger(__name__)
 
 SCHEME = "demo:"
 MANIFEST = Path(__file__).resolve().parent / "demo_footage.yaml"

@@ -7,14 +7,11 @@ did not happen.
 
 from __future__ import annotations
 
-import logging
 from typing import Literal
 
 from gridwatch.alerts.store.tables import OutboxRow, utcnow
 from gridwatch.alerts.store.views import Incident
 from sqlalchemy.orm import Session
-
-log = logging.getLogger(__name__)
 
 Topic = Literal[
     "incident.opened", "incident.updated", "incident.reopened", "incident.ended",

@@ -9,7 +9,6 @@ sink attaching it) never sees half a JPEG while a better frame replaces it.
 
 from __future__ import annotations
 
-import logging
 import os
 import tempfile
 from datetime import UTC, datetime
@@ -18,8 +17,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 from gridwatch.detectors.events import Event
-
-log = logging.getLogger(__name__)
 
 JPEG_QUALITY = 80
 BOX_COLOUR = (0, 220, 0)

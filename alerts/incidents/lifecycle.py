@@ -6,10 +6,7 @@ operator may do; detection never changes a status, it only updates times and evi
 
 from __future__ import annotations
 
-import logging
 from enum import StrEnum
-
-log = logging.getLogger(__name__)
 
 
 class Status(StrEnum):

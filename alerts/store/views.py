@@ -6,7 +6,6 @@ can keep one after the transaction without seeing it change or touching the data
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -14,8 +13,6 @@ from types import MappingProxyType
 
 from gridwatch.alerts.incidents.lifecycle import Status
 from gridwatch.alerts.store.tables import IncidentRow, TransitionRow
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)

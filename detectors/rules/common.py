@@ -8,7 +8,6 @@ crowd that gathers and then surges is one incident that escalates, not two that 
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
@@ -21,7 +20,6 @@ if TYPE_CHECKING:
     from gridwatch.detectors.zones import Zone
     from gridwatch.ingest.frame import Frame
 
-log = logging.getLogger(__name__)
 
 
 

@@ -13,7 +13,6 @@ tracks.
 
 from __future__ import annotations
 
-import logging
 import math
 from collections import deque
 
@@ -22,8 +21,6 @@ from gridwatch.detectors.detection import Detection
 from gridwatch.detectors.rules.common import Finding, Sustained, ZoneObservation, count_objects
 
 from gridwatch.settings.rules.crowd import DensitySettings, GatheringSettings, SurgeSettings
-
-log = logging.getLogger(__name__)
 
 
 class _CountCheck:

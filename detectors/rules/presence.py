@@ -7,13 +7,9 @@ the zone": two people walking through one after the other never make a 5-minute 
 
 from __future__ import annotations
 
-import logging
-
 from gridwatch.detectors.rules.common import Finding, ZoneObservation
 
 from gridwatch.settings.rules.presence import PresenceConditionSettings
-
-log = logging.getLogger(__name__)
 
 
 class PresenceCheck:

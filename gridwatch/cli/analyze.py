@@ -9,7 +9,6 @@ throw-away store, so the deduplication seen here is the service's own.
 from __future__ import annotations
 
 import json
-import logging
 import tempfile
 import time
 from collections.abc import Iterator
@@ -31,8 +30,6 @@ from gridwatch.settings.camera import CameraSettings
 from gridwatch.settings.rules import PresenceRuleSettings
 from gridwatch.settings.zones import ZoneSettings
 from gridwatch.worker.sources import camera_options, resolve_url
-
-log = logging.getLogger(__name__)
 
 #: Classes the ad-hoc whole-frame zone watches when no configured camera matches the input.
 ADHOC_CLASSES = ["person", "boat", "truck", "car", "bus", "motorcycle", "bicycle"]

@@ -15,8 +15,6 @@ from pathlib import Path
 from gridwatch.common.redact import redact
 from gridwatch.settings import ConfigError, load_config
 
-log = logging.getLogger(__name__)
-
 EXIT_CONFIG = 2
 EXIT_MODEL = 3
 EXIT_SOURCE = 4

@@ -7,7 +7,6 @@ copy is present and matches its pinned sha256, without downloading anything.
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from pathlib import Path
 
@@ -15,8 +14,6 @@ from gridwatch.models.errors import ChecksumMismatchError
 from gridwatch.models.fetch import verify_file
 from gridwatch.models.manifest import load_manifest
 from gridwatch.models.weights import resolve_weights, search_dirs
-
-log = logging.getLogger(__name__)
 
 EXIT_MODEL = 3
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import getpass
-import logging
 import sys
 
 from gridwatch.accounts.store import (
@@ -22,8 +21,6 @@ from gridwatch.accounts.store import (
 from gridwatch.alerts.incidents.grid import WHOLE_CITY, Grid
 from gridwatch.alerts.store.incident_store import open_store
 from gridwatch.settings import GridwatchSettings, load_config
-
-log = logging.getLogger(__name__)
 
 EXIT_USAGE = 2
 

@@ -10,14 +10,11 @@ a `PermanentError` (the receiver refused this message) goes to the dead-letter l
 from __future__ import annotations
 
 import json
-import logging
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar
-
-log = logging.getLogger(__name__)
 
 # Longest receiver answer kept in an error: enough to say why, never a whole error page.
 MAX_REASON_CHARS = 300

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import logging
 import time
 from urllib.parse import urlsplit
 
@@ -25,8 +24,6 @@ from gridwatch.alerts.delivery.sinks.base import (
 )
 
 from gridwatch.settings.sinks import WebhookSinkSettings, read_secret
-
-log = logging.getLogger(__name__)
 
 SIGNATURE_HEADER = "X-Gridwatch-Signature"
 TIMESTAMP_HEADER = "X-Gridwatch-Timestamp"

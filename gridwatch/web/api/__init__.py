@@ -10,8 +10,6 @@ an incident or camera outside them is answered with 404, exactly as if it did no
 
 from __future__ import annotations
 
-import logging
-
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
@@ -20,8 +18,6 @@ from gridwatch.accounts.store import AccountConflict, AccountNotFound, OutOfScop
 from gridwatch.web import console
 from gridwatch.web.api import admin, cameras, health, incidents, outbox, reports, session
 from gridwatch.web.views import ServiceView
-
-log = logging.getLogger(__name__)
 
 DESCRIPTION = """Camera health and the grid incident queue of a Gridwatch node.
 

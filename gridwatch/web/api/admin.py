@@ -6,7 +6,6 @@ which spans every grid, is for whole-city administrators only.
 
 from __future__ import annotations
 
-import logging
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -22,8 +21,6 @@ from gridwatch.web.api.schemas import (
     errors,
 )
 from gridwatch.web.auth import Admin, accounts_of, client_ip
-
-log = logging.getLogger(__name__)
 
 
 class NewUser(BaseModel):

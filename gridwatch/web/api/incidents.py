@@ -6,7 +6,6 @@ so incident ids of other grids cannot be probed.
 
 from __future__ import annotations
 
-import logging
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -33,8 +32,6 @@ from gridwatch.web.api.schemas import (
     errors,
 )
 from gridwatch.web.auth import CurrentUser, Operator, client_ip
-
-log = logging.getLogger(__name__)
 
 
 class TransitionRequest(BaseModel):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
@@ -12,8 +11,6 @@ from fastapi.responses import Response
 from gridwatch.alerts.incidents.reports import Period, build_report
 from gridwatch.web.api.schemas import ReportBody
 from gridwatch.web.auth import CurrentUser
-
-log = logging.getLogger(__name__)
 
 
 def build(service: Any) -> APIRouter:

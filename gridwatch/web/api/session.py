@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request, Response
@@ -12,8 +11,6 @@ from gridwatch.accounts.store import LoginFailed, LoginRateLimited
 from gridwatch.alerts.incidents.grid import UnknownGridNode
 from gridwatch.web.api.schemas import GridTree, Me, UserBody, errors
 from gridwatch.web.auth import SESSION_COOKIE, CurrentUser, accounts_of, client_ip
-
-log = logging.getLogger(__name__)
 
 
 class LoginRequest(BaseModel):

@@ -13,7 +13,6 @@ lifespan closes the streams and the peer connections when the server stops.
 
 from __future__ import annotations
 
-import logging
 import mimetypes
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -29,8 +28,6 @@ from gridwatch.web import live_feed, webrtc
 from gridwatch.web.api.schemas import ConsoleMeta
 from gridwatch.web.auth import CurrentUser
 from gridwatch.web.views import ServiceView
-
-log = logging.getLogger(__name__)
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 # JavaScript modules are refused by browsers unless served with a JavaScript type.
