@@ -9,8 +9,9 @@ as a global change: the shift common to all pixels is taken out first, and a fra
 of the watched area still differs resets the background instead of reporting motion.
 
 Adaptation rates are per second of media time, so the model behaves the same whether it sees
-every frame or only keyframes. Runs at about 320 px wide: an INTER_LINEAR resize of a 1080p
-luma plane costs ~0.2 ms where INTER_AREA costs ~1.15 ms (measured), and no BGR is needed.
+every frame or only keyframes. Runs at about 320 px wide from the luma plane, resized with
+INTER_LINEAR (INTER_AREA costs several times more for no gain here; figures in
+docs/detection-core.md), so no BGR conversion is needed.
 """
 
 from __future__ import annotations

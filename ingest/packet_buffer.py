@@ -5,7 +5,7 @@ bitrate and no CPU: 10 s of 1080p at 4 Mbit/s is 5 MB, where the same seconds de
 be 750 MB. A clip is then cut from these packets and remuxed, never re-encoded.
 
 Where the packet bytes wait is the buffer's choice of store. In memory they are part of the
-worker's resident memory: 5-9 MB a camera, more than everything else a watched camera needs.
+worker's resident memory, more than everything else a watched camera needs (docs/ingest.md).
 Spooled (`SegmentSpool`), each GOP's bytes go to a file of their own in the camera's spool
 directory and only their index stays in memory; an evicted GOP's file is unlinked at once,
 and a reader (a clip recorder) gets copies holding the bytes of the packets it takes.
@@ -17,9 +17,8 @@ The buffer is written by the camera's reader thread and read by clip recorders. 
 only hands packets over (`push`); they are indexed, stored and evicted in batches
 (`_settle`), by the reader every `SETTLE_PACKETS` packets or by whoever reads the buffer
 first. Work done packet by packet runs with the caches cold from the decoder that ran in
-between: measured in the workers of `benchmarks/ingest_capacity.py`, indexing and spooling
-each packet as it came cost ~80 us of CPU a packet (2 ms per camera-second at 25 fps, more
-than a tenth of watching the camera), against ~12 us for the same code in a tight loop.
+between, and cost several times what the same code costs in a tight loop (measured in the
+workers of `benchmarks/ingest_capacity.py`; figures in docs/ingest.md).
 One lock guards the index; it is held to settle a batch (one spool write) or to copy what
 a reader takes.
 """

@@ -142,10 +142,9 @@ class PreviewEncoder:
     """The camera wall's picture of one camera: a small JPEG at most every `interval_s`
     while someone looks at it (`want`), every `idle_interval_s` otherwise.
 
-    Encoding (~1.5 ms a picture) is most of what watch mode costs over a bare keyframe
-    decode, and nobody needs a picture per keyframe of a wall nobody opened; the rare idle
-    picture lets a wall that opens show something at once. Scaled by the decoder's own
-    scaler straight from YUV (one reused context per camera), which costs a fraction of
+    Encoding is most of what watch mode costs over a bare keyframe decode (docs/ingest.md),
+    and nobody needs a picture per keyframe of a wall nobody opened; the rare idle picture lets
+    a wall that opens show something at once. Scaled by the decoder's own scaler straight from YUV (one reused context per camera), which costs a fraction of
     converting the full frame to BGR first.
     """
 
