@@ -144,8 +144,9 @@ class PreviewEncoder:
 
     Encoding is most of what watch mode costs over a bare keyframe decode (docs/ingest.md),
     and nobody needs a picture per keyframe of a wall nobody opened; the rare idle picture lets
-    a wall that opens show something at once. Scaled by the decoder's own scaler straight from YUV (one reused context per camera), which costs a fraction of
-    converting the full frame to BGR first.
+    a wall that opens show something at once. Scaled by the decoder's own scaler straight
+    from YUV (one reused context per camera), which costs a fraction of converting the full
+    frame to BGR first.
     """
 
     def __init__(self, interval_s: float, idle_interval_s: float, *,
