@@ -259,7 +259,7 @@ class IncidentStore:
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
-        return f"IncidentStore({self.engine.url.render_as_string()})"
+        return f"IncidentStore({self.engine.url.render_as_string(hide_password=True)})"
 
     def close(self) -> None:
         self.engine.dispose()

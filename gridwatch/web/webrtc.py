@@ -57,7 +57,7 @@ MAX_SESSIONS = 16
 
 
 class LiveCamera(Protocol):
-    """What the live view needs from a camera pipeline (`gridwatch.service.CameraPipeline`)."""
+    """What the live view needs from a camera (`gridwatch.node.cameras.CameraStatus`)."""
 
     last_result: dict[str, Any] | None
 
@@ -291,9 +291,9 @@ class OfferRequest(BaseModel):
 
 
 class CameraLookup(Protocol):
-    """What the routes need from the service (`gridwatch.service.Service`)."""
+    """What the routes need from the service (`gridwatch.web.views.Cameras`)."""
 
-    def pipeline(self, camera_id: str) -> Any: ...
+    def camera(self, camera_id: str) -> Any: ...
 
 
 def router(views: LiveViews, service: CameraLookup) -> APIRouter:
@@ -309,7 +309,7 @@ def router(views: LiveViews, service: CameraLookup) -> APIRouter:
         """Answer a WebRTC offer (one video section, receive-only, and a data channel for the
         detections). The answer says whether the camera's H.264 is passed through or
         re-encoded, and why."""
-        pipeline = service.pipeline(camera_id)
+        pipeline = service.camera(camera_id)
         if pipeline is None or not user.can_see(pipeline.camera.grid_cell):
             raise HTTPException(404, f"camera {camera_id!r} not found")
         try:
