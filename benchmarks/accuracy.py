@@ -43,13 +43,13 @@ from typing import Any
 import cv2
 import numpy as np
 import yaml
+from scipy.optimize import linear_sum_assignment
+
+from gridwatch.cli.analyze import run_analysis
 from gridwatch.detectors.backends.base import Detector
 from gridwatch.detectors.backends.factory import create_detector
 from gridwatch.detectors.backends.yolo_decode import Candidates, nms
 from gridwatch.detectors.regions import grid_tiles
-from scipy.optimize import linear_sum_assignment
-
-from gridwatch.cli.analyze import run_analysis
 from gridwatch.settings import parse_config
 
 REPO = Path(__file__).resolve().parent.parent

@@ -29,6 +29,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import onnxruntime as ort
+
 from gridwatch.detectors.backends.onnx_backend import OnnxDetector
 from gridwatch.models.manifest import get_model_spec
 from gridwatch.models.weights import dynamic_copy, resolve_weights
@@ -66,6 +67,7 @@ def _ort_runner(session: ort.InferenceSession, batch: np.ndarray) -> Callable[[]
 
 def _openvino_runner(path: Path, threads: int, batch: np.ndarray) -> Callable[[], object]:
     import openvino
+
     from gridwatch.detectors.backends.openvino_backend import compile_for_cpu
 
     request = compile_for_cpu(openvino, path, threads, batch.shape).create_infer_request()

@@ -23,8 +23,8 @@ import time
 from pathlib import Path
 
 import av
-from gridwatch.ingest.packet_buffer import PacketRingBuffer
 
+from gridwatch.ingest.packet_buffer import PacketRingBuffer
 from gridwatch.worker.clips import write_mp4
 
 REPO = Path(__file__).resolve().parent.parent

@@ -33,10 +33,10 @@ from typing import Any
 
 import cv2
 import uvicorn
-from gridwatch.detectors.events import Event
-from gridwatch.ingest.frame import Frame
 
 from gridwatch.accounts.bootstrap import PASSWORD_ENV
+from gridwatch.detectors.events import Event
+from gridwatch.ingest.frame import Frame
 from gridwatch.service import Service
 from gridwatch.settings import parse_config
 from gridwatch.web.api import create_app

@@ -29,6 +29,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
+
 from gridwatch.alerts.delivery.dispatcher import OutboxDispatcher
 from gridwatch.alerts.delivery.sinks import build_sinks
 from gridwatch.alerts.delivery.sinks.base import Message
@@ -42,7 +43,6 @@ from gridwatch.alerts.incidents.evidence import EvidenceWriter
 from gridwatch.alerts.incidents.manager import IncidentManager
 from gridwatch.alerts.store.incident_store import open_store
 from gridwatch.detectors.events import Event
-
 from gridwatch.settings.delivery import DeliverySettings
 from gridwatch.settings.sinks import MqttSinkSettings, RedisStreamsSinkSettings, WebhookSinkSettings
 

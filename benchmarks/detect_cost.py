@@ -34,13 +34,13 @@ from typing import Any
 
 import cv2
 import numpy as np
+
 from gridwatch.detectors.backends.factory import create_detector
 from gridwatch.detectors.backends.onnx_backend import OnnxDetector
 from gridwatch.detectors.motion import MotionDetector
 from gridwatch.detectors.pipeline import CameraAnalyzer
 from gridwatch.ingest.frame import Frame
 from gridwatch.ingest.sources import open_source
-
 from gridwatch.settings.rules import PresenceRuleSettings
 from gridwatch.settings.stream import StreamSettings
 from gridwatch.settings.zones import ZoneSettings

@@ -56,14 +56,14 @@ sys.path.insert(0, str(REPO))
 import av  # noqa: E402
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
+
+from benchmarks.media.make_streams import StreamSpec, camera_stream  # noqa: E402
 from gridwatch.detectors.backends.base import Detector  # noqa: E402
 from gridwatch.detectors.events import Event  # noqa: E402
 from gridwatch.detectors.motion import MotionDetector  # noqa: E402
 from gridwatch.detectors.pipeline import FrameResult  # noqa: E402
 from gridwatch.ingest.frame import Frame  # noqa: E402
 from gridwatch.ingest.sources import open_source  # noqa: E402
-
-from benchmarks.media.make_streams import StreamSpec, camera_stream  # noqa: E402
 from gridwatch.node.cameras import CameraStatuses  # noqa: E402
 from gridwatch.settings import parse_config  # noqa: E402
 from gridwatch.settings.stream import StreamSettings  # noqa: E402

@@ -23,6 +23,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import onnxruntime as ort
+
 from gridwatch.detectors.backends.onnx_backend import OnnxDetector
 from gridwatch.models.manifest import get_model_spec, load_manifest
 from gridwatch.models.weights import resolve_weights

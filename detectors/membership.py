@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+
 from gridwatch.detectors.detection import Detection
 from gridwatch.detectors.zones import Zone
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
+
 from gridwatch.detectors.costs import RunningMs
 
 Box = tuple[int, int, int, int]

@@ -28,7 +28,6 @@ from gridwatch.detectors.rules import Rule, ZoneObservation, build_rule
 from gridwatch.detectors.tracking import ObjectTracker, TrackerSettings
 from gridwatch.detectors.zones import Zone
 from gridwatch.ingest.frame import Frame
-
 from gridwatch.settings.zones import ZoneSettings
 
 #: Overlap with a known object's last box that lets a detection use the lower `keep_conf`.

@@ -26,11 +26,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import supervision as sv
+from trackers import BIoU, ByteTrackTracker
+
 from gridwatch.detectors.calibration import GroundMap, ground_map
 from gridwatch.detectors.detection import Box, Detection, box_iou, foot_point
 from gridwatch.detectors.membership import ZoneMembership
 from gridwatch.detectors.zones import Zone
-from trackers import BIoU, ByteTrackTracker
 
 log = logging.getLogger(__name__)
 

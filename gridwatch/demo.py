@@ -1,6 +1,9 @@
-"""The real clips behind `demo:NAME` camera URLs of the embedded default configuration.
+"""The real clips behind `demo:NAME` camera URLs of the embedded default configuration, and
+what a camera's settings open: a concrete URL and stream options (demo clips loop in real
+time, so the default configuration behaves like live cameras). Both the worker side and the
+web side resolve cameras through here.
 
-They are found like model weights: $GRIDWATCH_FOOTAGE_DIR, then ../shared/footage beside the
+The clips are found like model weights: $GRIDWATCH_FOOTAGE_DIR, then ../shared/footage beside the
 checkout, then the user cache, and downloaded and verified only where missing.
 """
 
@@ -16,6 +19,8 @@ from pydantic import Field, HttpUrl
 from gridwatch.models.fetch import fetch_verified, verify_file
 from gridwatch.models.weights import REPO_DIR, cache_dir
 from gridwatch.settings.base import StrictSettings
+from gridwatch.settings.camera import CameraSettings
+from gridwatch.settings.stream import StreamSettings
 
 SCHEME = "demo:"
 MANIFEST = Path(__file__).resolve().parent / "demo_footage.yaml"
@@ -74,3 +79,19 @@ def resolve_demo(url: str) -> Path:
             f"downloaded ({exc}); put {clip.file} (sha256 {clip.sha256}) from {clip.url} "
             f"into one of those folders or set GRIDWATCH_FOOTAGE_DIR"
         ) from exc
+
+
+def resolve_url(url: str) -> str:
+    return str(resolve_demo(url)) if is_demo(url) else url
+
+
+def camera_options(camera: CameraSettings) -> StreamSettings:
+    """The camera's stream options; demo clips loop and are paced like a live camera."""
+    if is_demo(camera.analysis_url or camera.url):
+        return camera.stream.model_copy(update={"loop": True, "realtime": True})
+    return camera.stream
+
+
+def analysis_url(camera: CameraSettings) -> str:
+    """The stream the detection core reads: the sub-stream when one is configured."""
+    return resolve_url(camera.analysis_url or camera.url)

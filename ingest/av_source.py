@@ -5,17 +5,18 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterator
+from typing import cast
 from urllib.parse import urlsplit
 
 import av
 import av.error
+
 from gridwatch.ingest.counters import CameraCounters
 from gridwatch.ingest.errors import SourceError, classify
 from gridwatch.ingest.frame import Frame
 from gridwatch.ingest.packet_buffer import PacketRingBuffer
 from gridwatch.ingest.source import MediaClock, Pacer, Source
 from gridwatch.ingest.state import CameraState
-
 from gridwatch.settings.stream import StreamSettings
 
 log = logging.getLogger(__name__)
@@ -221,7 +222,7 @@ class AvSource(Source):
     def _new_decoder(self, stream: av.video.stream.VideoStream,
                      keyframes_only: bool) -> av.VideoCodecContext:
         template = stream.codec_context
-        decoder = av.CodecContext.create(template.name, "r")
+        decoder = cast(av.VideoCodecContext, av.CodecContext.create(template.name, "r"))
         decoder.extradata = template.extradata
         decoder.width, decoder.height = template.width, template.height
         if template.pix_fmt:

@@ -6,9 +6,8 @@ the count resets after a good session, and the policy switches by failure kind.
 
 from __future__ import annotations
 
-from gridwatch.ingest.state import REJECTED, CameraState
-
 from gridwatch.common.backoff import ExponentialBackoff
+from gridwatch.ingest.state import REJECTED, CameraState
 from gridwatch.settings.stream import StreamSettings
 
 

@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from typing import Self
 
+from gridwatch.common.redact import describe_error, redact
 from gridwatch.ingest.av_source import AvSource
 from gridwatch.ingest.backoff import Backoff
 from gridwatch.ingest.counters import CameraCounters
@@ -31,8 +32,6 @@ from gridwatch.ingest.state import (
     StreamHealth,
 )
 from gridwatch.ingest.watchdog import WATCHDOG, StallWatchdog
-
-from gridwatch.common.redact import describe_error, redact
 from gridwatch.settings.stream import StreamSettings
 
 log = logging.getLogger(__name__)

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import av.error
-from gridwatch.ingest.state import CameraState
 
 from gridwatch.common.redact import describe_error
+from gridwatch.ingest.state import CameraState
 
 
 class SourceError(Exception):

@@ -9,12 +9,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
+
 from gridwatch.ingest.counters import CameraCounters
 from gridwatch.ingest.errors import SourceError
 from gridwatch.ingest.frame import Frame
 from gridwatch.ingest.source import Pacer, Source
 from gridwatch.ingest.state import CameraState
-
 from gridwatch.settings.stream import StreamSettings
 
 log = logging.getLogger(__name__)

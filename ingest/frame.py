@@ -58,7 +58,7 @@ class Frame:
             vf = self.video_frame
             if vf is not None and vf.format.name in _PLANAR_YUV:
                 plane = vf.planes[0]
-                buf = np.frombuffer(plane, dtype=np.uint8)
+                buf = np.frombuffer(memoryview(plane), dtype=np.uint8)
                 self._gray = buf.reshape(plane.height, plane.line_size)[:, : plane.width]
             else:
                 import cv2

@@ -315,8 +315,8 @@ class PacketRingBuffer:
                 continue
             pts, dts, duration = packet.pts, packet.dts, packet.duration or 0
             if rescale:
-                pts, dts, duration = (_rescale(v, source_tb, params.time_base)
-                                      for v in (pts, dts, duration))
+                pts, dts = (_rescale(v, source_tb, params.time_base) for v in (pts, dts))
+                duration = _rescale(duration, source_tb, params.time_base) or 0
             seq = self._next_seq
             try:
                 store, offset = self._store(seq, packet, size, keyframe)
@@ -470,7 +470,7 @@ class PacketRingBuffer:
         with self._settled():
             return self._bytes
 
-    def stats(self) -> dict[str, float | int | None]:
+    def stats(self) -> dict[str, float | int | str | None]:
         """What the buffer holds and has dropped, for health pages and tests."""
         with self._settled():
             span = (self._packets[-1].wall - self._packets[0].wall) if self._packets else 0.0

@@ -8,10 +8,9 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from typing import Self
 
+from gridwatch.common.redact import redact
 from gridwatch.ingest.counters import CameraCounters
 from gridwatch.ingest.frame import Frame
-
-from gridwatch.common.redact import redact
 from gridwatch.settings.stream import StreamSettings
 
 

@@ -5,14 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+from gridwatch.common.redact import redact
 from gridwatch.ingest.av_source import AvSource
 from gridwatch.ingest.counters import CameraCounters
 from gridwatch.ingest.errors import SourceError
 from gridwatch.ingest.folder_source import ImageFolderSource
 from gridwatch.ingest.source import Source
 from gridwatch.ingest.state import CameraState
-
-from gridwatch.common.redact import redact
 from gridwatch.settings.stream import NETWORK_SCHEMES, StreamSettings
 
 

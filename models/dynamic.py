@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 import onnxruntime as ort
+
 from gridwatch.models.errors import ExportError
 from gridwatch.models.fetch import file_sha256
 

@@ -17,8 +17,9 @@ from functools import lru_cache
 from pathlib import Path
 from typing import BinaryIO
 
-from gridwatch.models.errors import ChecksumMismatchError
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
+
+from gridwatch.models.errors import ChecksumMismatchError
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from gridwatch.models.errors import ManifestError, UnknownModelError
 from pydantic import (
     Field,
     HttpUrl,
@@ -21,6 +20,7 @@ from pydantic import (
     model_validator,
 )
 
+from gridwatch.models.errors import ManifestError, UnknownModelError
 from gridwatch.settings.base import FrozenSettings
 
 log = logging.getLogger(__name__)

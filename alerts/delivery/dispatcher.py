@@ -25,6 +25,8 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
+from prometheus_client import Counter, Histogram
+
 from gridwatch.alerts.delivery.outbox_queue import (
     Batch,
     Claimed,
@@ -39,8 +41,6 @@ from gridwatch.alerts.delivery.outbox_queue import (
 from gridwatch.alerts.delivery.sinks.base import PermanentError, RetryableError, Sink
 from gridwatch.alerts.store.incident_store import IncidentStore
 from gridwatch.alerts.store.tables import utcnow
-from prometheus_client import Counter, Histogram
-
 from gridwatch.common.backoff import ExponentialBackoff
 from gridwatch.settings.delivery import DeliverySettings
 

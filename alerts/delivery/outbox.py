@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from typing import Literal
 
+from sqlalchemy.orm import Session
+
 from gridwatch.alerts.store.tables import OutboxRow, utcnow
 from gridwatch.alerts.store.views import Incident
-from sqlalchemy.orm import Session
 
 Topic = Literal[
     "incident.opened", "incident.updated", "incident.reopened", "incident.ended",

@@ -24,11 +24,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
+from sqlalchemy import ColumnElement, delete, func, or_, select, text, update
+from sqlalchemy.orm import Session
+
 from gridwatch.alerts.delivery.sinks.base import Message
 from gridwatch.alerts.store.incident_store import IncidentStore, rows_changed
 from gridwatch.alerts.store.tables import IncidentRow, OutboxDeliveryRow, OutboxRow, utcnow
-from sqlalchemy import ColumnElement, delete, func, or_, select, text, update
-from sqlalchemy.orm import Session
 
 log = logging.getLogger(__name__)
 

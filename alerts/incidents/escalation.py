@@ -18,15 +18,15 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal, Protocol
 
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
 from gridwatch.alerts.delivery.outbox import enqueue
 from gridwatch.alerts.incidents.grid import Grid
 from gridwatch.alerts.incidents.lifecycle import Status
 from gridwatch.alerts.store.incident_store import IncidentStore, incident_view, rows_changed
 from gridwatch.alerts.store.tables import IncidentRow, utcnow
 from gridwatch.alerts.store.views import Incident
-from sqlalchemy import select, update
-from sqlalchemy.orm import Session
-
 from gridwatch.settings.deadlines import DeadlinesSettings
 
 log = logging.getLogger(__name__)

@@ -17,19 +17,19 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_random
+
 from gridwatch.alerts.delivery.outbox import Topic, enqueue
 from gridwatch.alerts.incidents.evidence import EvidenceWriter
 from gridwatch.alerts.incidents.lifecycle import Status
 from gridwatch.alerts.store.incident_store import ConcurrentUpdate, IncidentStore, incident_view
 from gridwatch.alerts.store.tables import IncidentRow, new_incident_id, utcnow
 from gridwatch.alerts.store.views import Incident
-from gridwatch.detectors.events import Event, dedup_key
-from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
-from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_random
-
 from gridwatch.common.severity import SEVERITIES, SEVERITY_RANK
+from gridwatch.detectors.events import Event, dedup_key
 
 log = logging.getLogger(__name__)
 

@@ -17,11 +17,12 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Any, Literal
 
+from sqlalchemy import select
+
 from gridwatch.alerts.incidents.grid import LEVELS, Grid, GridNode, Level
 from gridwatch.alerts.incidents.lifecycle import Status
 from gridwatch.alerts.store.incident_store import IncidentStore
 from gridwatch.alerts.store.tables import IncidentRow, TransitionRow
-from sqlalchemy import select
 
 log = logging.getLogger(__name__)
 

@@ -24,10 +24,6 @@ import tenacity
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
-from gridwatch.alerts.delivery.outbox import enqueue
-from gridwatch.alerts.incidents.lifecycle import Status, check_transition
-from gridwatch.alerts.store.tables import IncidentRow, TransitionRow, utcnow
-from gridwatch.alerts.store.views import Incident, Transition
 from sqlalchemy import (
     Connection,
     CursorResult,
@@ -48,6 +44,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
 from sqlalchemy.pool import StaticPool
 
+from gridwatch.alerts.delivery.outbox import enqueue
+from gridwatch.alerts.incidents.lifecycle import Status, check_transition
+from gridwatch.alerts.store.tables import IncidentRow, TransitionRow, utcnow
+from gridwatch.alerts.store.views import Incident, Transition
 from gridwatch.common.redact import redact
 
 log = logging.getLogger(__name__)

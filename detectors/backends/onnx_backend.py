@@ -16,6 +16,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import onnxruntime as ort
+
 from gridwatch.detectors.backends.base import ModelMismatchError
 from gridwatch.detectors.backends.letterbox import Letterboxer, LetterboxGeometry
 from gridwatch.detectors.backends.yolo_decode import DECODERS, MAX_DETECTIONS, Decoder, nms

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from gridwatch.detectors.backends.base import ModelMismatchError
 from gridwatch.detectors.backends.onnx_backend import OnnxDetector
 from gridwatch.detectors.backends.optional import require

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from gridwatch.detectors.backends.base import ModelMismatchError
 from gridwatch.detectors.backends.onnx_backend import _as_bgr
 from gridwatch.detectors.backends.optional import require

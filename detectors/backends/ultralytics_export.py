@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
+
 from gridwatch.detectors.backends.ultralytics_backend import load_ultralytics, model_names
 from gridwatch.models.errors import ExportError
 from gridwatch.models.fetch import file_sha256

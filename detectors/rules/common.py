@@ -11,9 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
-from gridwatch.detectors.detection import Detection
-
 from gridwatch.common.severity import Severity
+from gridwatch.detectors.detection import Detection
 
 if TYPE_CHECKING:
     from gridwatch.detectors.tracking import Track

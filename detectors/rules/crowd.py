@@ -17,9 +17,9 @@ import math
 from collections import deque
 
 import numpy as np
+
 from gridwatch.detectors.detection import Detection
 from gridwatch.detectors.rules.common import Finding, Sustained, ZoneObservation, count_objects
-
 from gridwatch.settings.rules.crowd import DensitySettings, GatheringSettings, SurgeSettings
 
 

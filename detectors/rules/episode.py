@@ -14,12 +14,11 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+from gridwatch.common.severity import SEVERITY_RANK, Severity
 from gridwatch.detectors.detection import Detection
 from gridwatch.detectors.events import Event
 from gridwatch.detectors.rules.common import Condition, Finding, ZoneObservation
 from gridwatch.detectors.rules.timewindows import armed
-
-from gridwatch.common.severity import SEVERITY_RANK, Severity
 from gridwatch.settings.rules import RuleCommonSettings
 
 log = logging.getLogger(__name__)

@@ -15,7 +15,6 @@ from gridwatch.detectors.rules.crowd import DensityCheck, GatheringCheck, SurgeC
 from gridwatch.detectors.rules.episode import Rule
 from gridwatch.detectors.rules.ground import GroundChangeCheck
 from gridwatch.detectors.rules.presence import PresenceCheck
-
 from gridwatch.settings.rules import (
     BankChangeRuleSettings,
     CrowdCommonSettings,

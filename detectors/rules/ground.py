@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import logging
 
+from gridwatch.common.severity import Severity
 from gridwatch.detectors.bank_change import BankChangeDetector
 from gridwatch.detectors.detection import Detection
 from gridwatch.detectors.rules.common import Finding, ZoneObservation
-
-from gridwatch.common.severity import Severity
 from gridwatch.settings.bank_change import BankChangeSettings
 
 log = logging.getLogger(__name__)

@@ -8,7 +8,6 @@ the zone": two people walking through one after the other never make a 5-minute 
 from __future__ import annotations
 
 from gridwatch.detectors.rules.common import Finding, ZoneObservation
-
 from gridwatch.settings.rules.presence import PresenceConditionSettings
 
 

@@ -20,7 +20,7 @@ from gridwatch.alerts.incidents.evidence import EvidenceWriter
 from gridwatch.alerts.incidents.manager import IncidentManager
 from gridwatch.alerts.store.incident_store import open_store
 from gridwatch.alerts.store.views import Incident
-from gridwatch.demo import SCHEME, clips, is_demo
+from gridwatch.demo import SCHEME, camera_options, clips, is_demo, resolve_url
 from gridwatch.detectors.backends.factory import create_detector
 from gridwatch.detectors.pipeline import CameraAnalyzer, FrameResult
 from gridwatch.ingest.frame import Frame
@@ -29,7 +29,6 @@ from gridwatch.settings import GridwatchSettings
 from gridwatch.settings.camera import CameraSettings
 from gridwatch.settings.rules import PresenceRuleSettings
 from gridwatch.settings.zones import ZoneSettings
-from gridwatch.worker.sources import camera_options, resolve_url
 
 #: Classes the ad-hoc whole-frame zone watches when no configured camera matches the input.
 ADHOC_CLASSES = ["person", "boat", "truck", "car", "bus", "motorcycle", "bicycle"]

@@ -1,7 +1,7 @@
 """Live view of a camera in the console over WebRTC (aiortc), with its detections alongside.
 
 The camera's own H.264 is passed through without re-encoding whenever the browser offers
-H.264 and the stream has no B-frames (`gridwatch.worker.live_video`). Other streams (B-frames,
+H.264 and the stream has no B-frames (`gridwatch.web.live_video`). Other streams (B-frames,
 another codec, a browser without H.264) are decoded and re-encoded by aiortc, which costs
 about half a core for 720p30; the console says which of the two it got.
 
@@ -38,10 +38,11 @@ from aiortc.sdp import SessionDescription
 from fastapi import APIRouter, HTTPException
 from pydantic import BaseModel, Field
 
+from gridwatch.demo import camera_options, resolve_url
 from gridwatch.settings.stream import StreamSettings
 from gridwatch.web.api.schemas import LiveAnswer
 from gridwatch.web.auth import CurrentUser
-from gridwatch.worker.live_video import (
+from gridwatch.web.live_video import (
     CameraTrack,
     KeyframeGate,
     LiveViewError,
@@ -49,7 +50,6 @@ from gridwatch.worker.live_video import (
     is_live_url,
     probe,
 )
-from gridwatch.worker.sources import camera_options, resolve_url
 
 log = logging.getLogger(__name__)
 

@@ -24,6 +24,7 @@ from typing import Literal
 
 import cv2
 
+from gridwatch.demo import analysis_url, camera_options
 from gridwatch.settings import GridwatchSettings
 from gridwatch.settings.model import ModelSettings
 from gridwatch.worker.messages import (
@@ -41,7 +42,6 @@ from gridwatch.worker.shard import (
     ShardSpec,
     camera_analyzer,
 )
-from gridwatch.worker.sources import analysis_url, camera_options
 
 log = logging.getLogger(__name__)
 

@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 import cv2
 import numpy as np
 import pytest
-from gridwatch.alerts.incidents.evidence import EvidenceWriter
 
+from gridwatch.alerts.incidents.evidence import EvidenceWriter
 from tests.support.incidents import event, mot_frame, mot_people
 
 STARTED = datetime(2025, 6, 15, 23, 59, 58, tzinfo=UTC)

@@ -7,12 +7,12 @@ import threading
 import cv2
 import numpy as np
 import pytest
+from sqlalchemy import select
+
 from gridwatch.alerts.incidents.evidence import EvidenceWriter
 from gridwatch.alerts.incidents.manager import IncidentManager
 from gridwatch.alerts.store.incident_store import open_store
 from gridwatch.alerts.store.tables import OutboxRow
-from sqlalchemy import select
-
 from tests.support.incidents import event, mot_frame, mot_people
 
 pytest_plugins = ("tests.support.db",)

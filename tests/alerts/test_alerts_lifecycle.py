@@ -6,13 +6,13 @@ import threading
 from datetime import UTC, datetime
 
 import pytest
+from sqlalchemy import select
+
 from gridwatch.alerts.incidents.evidence import EvidenceWriter
 from gridwatch.alerts.incidents.lifecycle import ALLOWED, InvalidTransition, Status
 from gridwatch.alerts.incidents.manager import IncidentManager
 from gridwatch.alerts.store.incident_store import ConcurrentUpdate, IncidentNotFound
 from gridwatch.alerts.store.tables import IncidentRow, OutboxRow
-from sqlalchemy import select
-
 from tests.support.incidents import event
 
 pytest_plugins = ("tests.support.db",)

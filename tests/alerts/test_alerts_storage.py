@@ -11,6 +11,9 @@ from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from sqlalchemy import event as sa_event
+from sqlalchemy import func, inspect, select
+
 from gridwatch.alerts.incidents.evidence import EvidenceWriter
 from gridwatch.alerts.incidents.manager import IncidentManager
 from gridwatch.alerts.store.incident_store import (
@@ -20,9 +23,6 @@ from gridwatch.alerts.store.incident_store import (
     open_store,
 )
 from gridwatch.alerts.store.tables import Base, IncidentRow, OutboxRow, TransitionRow
-from sqlalchemy import event as sa_event
-from sqlalchemy import func, inspect, select
-
 from tests.support.incidents import BASE_WALL, event, mot_frame, mot_people
 
 pytest_plugins = ("tests.support.db",)

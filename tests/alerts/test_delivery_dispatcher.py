@@ -13,6 +13,8 @@ from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import select
+
 from gridwatch.alerts.delivery.dispatcher import OutboxDispatcher
 from gridwatch.alerts.delivery.outbox_queue import (
     NotDeadLetter,
@@ -31,8 +33,6 @@ from gridwatch.alerts.incidents.manager import IncidentManager
 from gridwatch.alerts.store.incident_store import IncidentStore, open_store
 from gridwatch.alerts.store.tables import OutboxDeliveryRow, OutboxRow, utcnow
 from gridwatch.alerts.store.views import Incident
-from sqlalchemy import select
-
 from gridwatch.settings.delivery import DeliverySettings
 from gridwatch.settings.sinks import WebhookSinkSettings
 from tests.support.incidents import event

@@ -22,11 +22,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from gridwatch.alerts.store.incident_store import make_engine
-from gridwatch.alerts.store.tables import IncidentRow, OutboxRow
 from redis import Redis
 from sqlalchemy import Engine, select
 
+from gridwatch.alerts.store.incident_store import make_engine
+from gridwatch.alerts.store.tables import IncidentRow, OutboxRow
 from tests.support.processes import die_with_parent
 from tests.support.receivers import (
     MQTT_HOST,

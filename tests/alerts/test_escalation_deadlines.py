@@ -9,14 +9,14 @@ from typing import TYPE_CHECKING
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
-from gridwatch.alerts.incidents.escalation import Escalator
-from gridwatch.alerts.incidents.grid import Grid
-from gridwatch.alerts.store.incident_store import MIGRATIONS_DIR, make_engine, open_store
-from gridwatch.alerts.store.tables import OutboxRow
 from sqlalchemy import select, text
 
 from gridwatch.accounts import audit
 from gridwatch.accounts.tables import AuditRow
+from gridwatch.alerts.incidents.escalation import Escalator
+from gridwatch.alerts.incidents.grid import Grid
+from gridwatch.alerts.store.incident_store import MIGRATIONS_DIR, make_engine, open_store
+from gridwatch.alerts.store.tables import OutboxRow
 from gridwatch.settings.deadlines import DeadlinesSettings
 from gridwatch.settings.grid import GridSettings
 from tests.support.grid_data import GRID_CONFIG

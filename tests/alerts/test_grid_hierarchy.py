@@ -6,8 +6,8 @@ from __future__ import annotations
 import copy
 
 import pytest
-from gridwatch.alerts.incidents.grid import Grid, UnknownGridNode
 
+from gridwatch.alerts.incidents.grid import Grid, UnknownGridNode
 from gridwatch.settings import ConfigError, load_config, parse_config
 from gridwatch.settings.grid import GridSettings
 from tests.support.grid_data import GRID_CONFIG, config_data

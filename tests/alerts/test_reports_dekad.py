@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 import pytest
+
 from gridwatch.alerts.incidents.reports import period_dates
 from gridwatch.alerts.store.tables import IncidentRow, TransitionRow, new_incident_id
 

@@ -8,9 +8,9 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
+
 from gridwatch.alerts.delivery.sinks import Message, RetryableError
 from gridwatch.alerts.delivery.sinks.mqtt import MqttSink, topic_for
-
 from gridwatch.settings.sinks import MqttSinkSettings
 from tests.support.receivers import MQTT_HOST, MQTT_PORT, MqttSubscriber, unique_name, wait_until
 

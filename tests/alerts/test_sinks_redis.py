@@ -9,9 +9,9 @@ from datetime import UTC, datetime
 
 import pytest
 import redis
+
 from gridwatch.alerts.delivery.sinks import Message, RetryableError
 from gridwatch.alerts.delivery.sinks.redis_streams import RedisStreamsSink
-
 from gridwatch.settings.sinks import RedisStreamsSinkSettings
 from tests.support.receivers import REDIS_URL, redis_client, unique_name
 

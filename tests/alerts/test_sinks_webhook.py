@@ -14,9 +14,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+
 from gridwatch.alerts.delivery.sinks import Message, PermanentError, RetryableError
 from gridwatch.alerts.delivery.sinks.webhook import WebhookSink
-
 from gridwatch.settings import ConfigError, parse_config
 from gridwatch.settings.sinks import WebhookSinkSettings
 from tests.support.receivers import WebhookReceiver

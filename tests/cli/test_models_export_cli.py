@@ -7,9 +7,9 @@ import shutil
 from pathlib import Path
 
 import pytest
-from gridwatch.models.manifest import load_manifest
 
 from gridwatch.cli.main import main
+from gridwatch.models.manifest import load_manifest
 
 MODELS = sorted(load_manifest().models)
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from gridwatch.detectors.backends.base import UnknownBackendError
 from gridwatch.detectors.backends.factory import BACKENDS, create_detector
 from gridwatch.detectors.backends.onnx_backend import OnnxDetector

@@ -9,6 +9,7 @@ import av
 import cv2
 import numpy as np
 import pytest
+
 from gridwatch.detectors.backends.factory import create_detector
 from gridwatch.detectors.detection import Detection
 

@@ -21,6 +21,7 @@ import cv2
 import numpy as np
 import onnxruntime as ort
 import pytest
+
 from gridwatch.detectors.backends.factory import create_detector
 from gridwatch.detectors.backends.ultralytics_export import export_ultralytics
 from gridwatch.detectors.detection import Detection

@@ -12,13 +12,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from pydantic import TypeAdapter
+
 from gridwatch.detectors.bank_change import BankChangeDetector
 from gridwatch.detectors.detection import Detection
 from gridwatch.detectors.rules import ZoneObservation, build_rule
 from gridwatch.detectors.zones import Zone
 from gridwatch.ingest.frame import Frame
-from pydantic import TypeAdapter
-
 from gridwatch.settings.bank_change import BankChangeSettings
 from gridwatch.settings.rules import RuleSettings
 from gridwatch.settings.zones import ZoneSettings

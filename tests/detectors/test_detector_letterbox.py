@@ -7,6 +7,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+
 from gridwatch.detectors.backends.letterbox import Letterboxer, letterbox_geometry
 
 SIZES = [(1920, 1080), (640, 360), (320, 240), (300, 900), (416, 416), (1000, 999)]

@@ -10,6 +10,7 @@ import av
 import cv2
 import numpy as np
 import pytest
+
 from gridwatch.detectors.backends.base import (
     Detector,
     ModelMismatchError,

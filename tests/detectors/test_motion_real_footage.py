@@ -7,9 +7,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from gridwatch.detectors.motion import MotionDetector
 from gridwatch.detectors.zones import Zone
-
 from gridwatch.settings.zones import ZoneSettings
 from tests.support.sampled_frames import sampled_frames
 

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import cv2
 import pytest
+
+from gridwatch.cli.analyze import frame_line
 from gridwatch.detectors.backends.base import Detector
 from gridwatch.detectors.backends.factory import create_detector
 from gridwatch.detectors.pipeline import CameraAnalyzer, FrameResult
 from gridwatch.ingest.frame import Frame
-
-from gridwatch.cli.analyze import frame_line
 from gridwatch.settings.rules import PresenceRuleSettings
 from gridwatch.settings.zones import ZoneSettings
 from tests.support.sampled_frames import sampled_frames

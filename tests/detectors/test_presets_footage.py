@@ -9,11 +9,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
+from pydantic import TypeAdapter
+
 from gridwatch.detectors.events import Event
 from gridwatch.detectors.rules import build_rule
 from gridwatch.detectors.tracking import ObjectTracker
-from pydantic import TypeAdapter
-
 from gridwatch.settings.rules import RuleSettings
 from tests.support.tracked_footage import (
     BOAT,

@@ -8,6 +8,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+
 from gridwatch.detectors.backends.base import Detector
 from gridwatch.detectors.backends.factory import create_detector
 from gridwatch.detectors.detection import Detection, box_iou
@@ -15,7 +16,6 @@ from gridwatch.detectors.merge import merge_region_detections, touches_inner_edg
 from gridwatch.detectors.pipeline import CameraAnalyzer
 from gridwatch.detectors.regions import Region, grid_tiles, plan_crops
 from gridwatch.ingest.frame import Frame
-
 from gridwatch.settings.rules import PresenceRuleSettings
 from gridwatch.settings.zones import ZoneSettings
 

@@ -14,14 +14,14 @@ from collections.abc import Callable
 
 import numpy as np
 import pytest
+from pydantic import TypeAdapter
+
 from gridwatch.detectors.detection import Detection
 from gridwatch.detectors.events import Event
 from gridwatch.detectors.rules import ZoneObservation, build_rule
 from gridwatch.detectors.tracking import ObjectTracker
 from gridwatch.detectors.zones import Zone
 from gridwatch.ingest.frame import Frame
-from pydantic import TypeAdapter
-
 from gridwatch.settings.rules import RuleSettings
 from gridwatch.settings.zones import ZoneSettings
 

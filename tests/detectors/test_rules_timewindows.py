@@ -7,9 +7,9 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import pytest
-from gridwatch.detectors.rules.timewindows import in_window
 from pydantic import ValidationError
 
+from gridwatch.detectors.rules.timewindows import in_window
 from gridwatch.settings.timewindows import TimeWindowSettings
 
 

@@ -8,8 +8,8 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from gridwatch.detectors.tracking import ObjectTracker
 
+from gridwatch.detectors.tracking import ObjectTracker
 from tests.support.tracked_footage import (
     INDOOR,
     WHOLE,

@@ -13,9 +13,9 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+
 from gridwatch.detectors.detection import Detection
 from gridwatch.detectors.tracking import ObjectTracker
-
 from tests.support.tracked_footage import INDOOR, Sample, every, sample, video_frames, yolox
 
 STAY = (94.0, 119.0)

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from gridwatch.ingest.sources import open_source
 
+from gridwatch.ingest.sources import open_source
 from gridwatch.settings.stream import StreamSettings
 from tests.support.rtsp import loop_clip
 

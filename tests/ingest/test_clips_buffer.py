@@ -12,10 +12,10 @@ from pathlib import Path
 
 import av
 import pytest
+
 from gridwatch.ingest.av_source import AvSource
 from gridwatch.ingest.camera import CameraRunner
 from gridwatch.ingest.packet_buffer import BufferedPacket, PacketRingBuffer, SegmentSpool
-
 from gridwatch.settings.stream import StreamSettings
 from tests.support.rtsp import RtspTestServer
 

@@ -10,15 +10,15 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+from pydantic import ValidationError
+
+from gridwatch.common.redact import redact
 from gridwatch.ingest.backoff import Backoff
 from gridwatch.ingest.camera import CameraRunner
 from gridwatch.ingest.errors import SourceError
 from gridwatch.ingest.mailbox import LatestFrame
 from gridwatch.ingest.sources import open_source
 from gridwatch.ingest.state import CameraState
-from pydantic import ValidationError
-
-from gridwatch.common.redact import redact
 from gridwatch.settings.stream import StreamSettings
 
 

@@ -12,9 +12,9 @@ import time
 from collections.abc import Callable, Iterator
 
 import pytest
+
 from gridwatch.ingest.camera import CameraRunner
 from gridwatch.ingest.state import CameraState, StateChange
-
 from gridwatch.settings.stream import StreamSettings
 from tests.support.rtsp import RTSP_PASSWORD, RtspTestServer
 

@@ -11,6 +11,7 @@ import cv2
 import numpy as np
 import pytest
 import yaml
+
 from gridwatch.detectors.backends.factory import create_detector
 from gridwatch.detectors.backends.onnx_backend import OnnxDetector
 from gridwatch.models.errors import ExportError, ManifestError

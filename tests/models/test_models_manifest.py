@@ -10,6 +10,7 @@ from pathlib import Path
 import onnxruntime as ort
 import pytest
 import yaml
+
 from gridwatch.models.errors import ManifestError, UnknownModelError
 from gridwatch.models.manifest import MANIFEST_PATH, get_model_spec, load_manifest
 

@@ -13,6 +13,7 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+
 from gridwatch.models.errors import ChecksumMismatchError, UnknownModelError, WeightsMissingError
 from gridwatch.models.fetch import fetch_verified
 from gridwatch.models.manifest import Manifest, get_model_spec, load_manifest

@@ -11,9 +11,9 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from gridwatch.detectors.rules import build_rule
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
+from gridwatch.detectors.rules import build_rule
 from gridwatch.settings import DEFAULT_CONFIG, ConfigError, load_config, parse_config
 from gridwatch.settings.bank_change import BankChangeSettings
 from gridwatch.settings.rules import (

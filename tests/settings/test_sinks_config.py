@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
+
 from gridwatch.alerts.delivery.sinks import build_sinks
 from gridwatch.alerts.delivery.sinks.mqtt import MqttSink
 from gridwatch.alerts.delivery.sinks.redis_streams import RedisStreamsSink
 from gridwatch.alerts.delivery.sinks.webhook import WebhookSink
-
 from gridwatch.settings import ConfigError, parse_config
 
 

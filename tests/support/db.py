@@ -13,6 +13,7 @@ from collections.abc import Iterator
 
 import psycopg
 import pytest
+
 from gridwatch.alerts.store.incident_store import IncidentStore, open_store
 
 PG_CONNINFO = "host=127.0.0.1 port=5432 user=postgres connect_timeout=3"

@@ -14,6 +14,8 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+
+from gridwatch.accounts.store import Accounts, Role, User
 from gridwatch.alerts.incidents.evidence import EvidenceWriter
 from gridwatch.alerts.incidents.grid import Grid
 from gridwatch.alerts.incidents.manager import IncidentManager
@@ -27,8 +29,6 @@ from gridwatch.ingest.state import (
     WorkerRef,
     ZoneOutline,
 )
-
-from gridwatch.accounts.store import Accounts, Role, User
 from gridwatch.settings import parse_config
 from gridwatch.web.api import create_app
 from gridwatch.web.auth import CSRF_HEADER

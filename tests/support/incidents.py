@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import cv2
+
 from gridwatch.detectors.detection import Detection
 from gridwatch.detectors.events import Event
 from gridwatch.ingest.frame import Frame

@@ -12,7 +12,6 @@ from pathlib import Path
 
 from gridwatch.ingest.frame import Frame
 from gridwatch.ingest.sources import open_source
-
 from gridwatch.settings.stream import StreamSettings
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import av
 import cv2
 import numpy as np
+
 from gridwatch.detectors.backends.base import Detector
 from gridwatch.detectors.backends.factory import create_detector
 from gridwatch.detectors.detection import Detection
@@ -22,7 +23,6 @@ from gridwatch.detectors.rules import ZoneObservation
 from gridwatch.detectors.tracking import ObjectTracker, Track
 from gridwatch.detectors.zones import Zone
 from gridwatch.ingest.frame import Frame
-
 from gridwatch.settings.zones import ZoneSettings
 
 # 2026-05-15 12:00:00 UTC (inside a 03-01..06-30 season): wall = BASE_WALL + t in these tests.

@@ -17,7 +17,6 @@ from gridwatch.detectors.backends.base import Detector
 from gridwatch.detectors.events import Event
 from gridwatch.detectors.pipeline import FrameResult
 from gridwatch.ingest.frame import Frame
-
 from gridwatch.worker.shard import CameraAnalysis, CameraTask, camera_analyzer
 
 

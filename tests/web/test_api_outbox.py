@@ -6,9 +6,9 @@ import secrets
 from typing import TYPE_CHECKING
 
 import pytest
+
 from gridwatch.alerts.delivery.dispatcher import OutboxDispatcher
 from gridwatch.alerts.delivery.sinks.webhook import WebhookSink
-
 from gridwatch.settings.delivery import DeliverySettings
 from gridwatch.settings.sinks import WebhookSinkSettings
 from tests.support.incidents import event

@@ -8,10 +8,10 @@ import io
 from typing import TYPE_CHECKING
 
 import pytest
-from gridwatch.alerts.store.tables import OutboxRow
 from sqlalchemy import select, update
 
 from gridwatch.accounts.tables import AuditRow, UserRow
+from gridwatch.alerts.store.tables import OutboxRow
 from tests.support.incidents import event, mot_frame, mot_people
 
 if TYPE_CHECKING:

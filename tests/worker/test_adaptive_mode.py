@@ -12,8 +12,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from gridwatch.ingest.state import AnalysedFrame
 
+from gridwatch.ingest.state import AnalysedFrame
 from gridwatch.settings.analysis import AnalysisMode
 from gridwatch.settings.camera import CameraSettings
 from gridwatch.settings.model import ModelSettings

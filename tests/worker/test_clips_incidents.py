@@ -18,6 +18,8 @@ import cv2
 import httpx
 import numpy as np
 import pytest
+from sqlalchemy import select
+
 from gridwatch.alerts.incidents.evidence import EvidenceWriter, annotate
 from gridwatch.alerts.incidents.manager import IncidentManager
 from gridwatch.alerts.store.incident_store import IncidentStore, open_store
@@ -29,8 +31,6 @@ from gridwatch.detectors.pipeline import CameraAnalyzer
 from gridwatch.ingest.av_source import AvSource
 from gridwatch.ingest.camera import CameraRunner
 from gridwatch.ingest.packet_buffer import PacketRingBuffer
-from sqlalchemy import select
-
 from gridwatch.settings import parse_config
 from gridwatch.settings.clips import ClipSettings
 from gridwatch.settings.stream import StreamSettings

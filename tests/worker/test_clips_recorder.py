@@ -19,10 +19,10 @@ from pathlib import Path
 
 import av
 import pytest
+
 from gridwatch.alerts.incidents.evidence import EvidenceWriter
 from gridwatch.ingest.camera import CameraRunner
 from gridwatch.ingest.packet_buffer import PacketRingBuffer, SegmentSpool
-
 from gridwatch.settings.clips import ClipSettings
 from gridwatch.settings.stream import StreamSettings
 from gridwatch.worker.clips import Clip, ClipRecorder, packet_buffer

@@ -19,8 +19,8 @@ import cv2
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
-from gridwatch.ingest.frame import Frame
 
+from gridwatch.ingest.frame import Frame
 from gridwatch.node.previews import PreviewDemand
 from gridwatch.service import Service
 from gridwatch.settings import ConfigError, parse_config

@@ -18,7 +18,6 @@ from gridwatch.alerts.delivery.sinks.base import (
     RetryableError,
     Sink,
 )
-
 from gridwatch.settings.sinks import MqttSinkSettings, RedisStreamsSinkSettings, WebhookSinkSettings
 
 log = logging.getLogger(__name__)

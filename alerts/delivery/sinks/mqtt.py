@@ -16,12 +16,12 @@ import secrets
 import threading
 
 import paho.mqtt.client as mqtt
-from gridwatch.alerts.delivery.sinks.base import Message, PermanentError, RetryableError, Sink
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
+from gridwatch.alerts.delivery.sinks.base import Message, PermanentError, RetryableError, Sink
 from gridwatch.settings.sinks import MqttSinkSettings, read_secret
 
 log = logging.getLogger(__name__)

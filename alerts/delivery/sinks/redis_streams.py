@@ -13,8 +13,8 @@ from __future__ import annotations
 import logging
 
 import redis
-from gridwatch.alerts.delivery.sinks.base import Message, RetryableError, Sink, shorten
 
+from gridwatch.alerts.delivery.sinks.base import Message, RetryableError, Sink, shorten
 from gridwatch.settings.sinks import RedisStreamsSinkSettings, read_secret
 
 log = logging.getLogger(__name__)

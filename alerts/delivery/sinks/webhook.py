@@ -15,6 +15,7 @@ import time
 from urllib.parse import urlsplit
 
 import httpx
+
 from gridwatch.alerts.delivery.sinks.base import (
     Message,
     PermanentError,
@@ -22,7 +23,6 @@ from gridwatch.alerts.delivery.sinks.base import (
     Sink,
     shorten,
 )
-
 from gridwatch.settings.sinks import WebhookSinkSettings, read_secret
 
 SIGNATURE_HEADER = "X-Gridwatch-Signature"

@@ -15,8 +15,9 @@ from __future__ import annotations
 import importlib
 
 from alembic import context
-from gridwatch.alerts.store.tables import Base
 from sqlalchemy import Connection, MetaData
+
+from gridwatch.alerts.store.tables import Base
 
 
 def _target_metadata() -> MetaData:

@@ -17,7 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 import av
@@ -97,6 +97,13 @@ def probe(url: str, options: StreamSettings) -> StreamInfo:
         raise LiveViewError(502, f"cannot open {redact(url)}: {exc}") from None
 
 
+def time_base(stream: av.video.stream.VideoStream) -> fractions.Fraction:
+    """The stream's time base; FFmpeg sets one on every opened stream."""
+    if stream.time_base is None:
+        raise ValueError("stream without a time base")
+    return stream.time_base
+
+
 def file_length(container: av.container.InputContainer,
                 stream: av.video.stream.VideoStream) -> float | None:
     """Seconds one pass of a looping file lasts, counted as ingest counts it (first to last
@@ -105,7 +112,7 @@ def file_length(container: av.container.InputContainer,
     if not stamps:
         return None
     step = 1 / float(stream.average_rate or 25)
-    return float((max(stamps) - min(stamps)) * stream.time_base) + step
+    return float((max(stamps) - min(stamps)) * time_base(stream)) + step
 
 
 def _annexb_filter(stream: av.video.stream.VideoStream) -> BitStreamFilterContext | None:
@@ -147,7 +154,7 @@ class CameraTrack(MediaStreamTrack):
         self.frames = 0
         self._position = position
         self._queue: asyncio.Queue[av.Packet | av.VideoFrame | None] = asyncio.Queue()
-        self._loop = asyncio.get_running_loop()
+        self._event_loop = asyncio.get_running_loop()
         self._quit = threading.Event()
         self._offset = 0.0
         self._anchor: float | None = None
@@ -181,7 +188,7 @@ class CameraTrack(MediaStreamTrack):
         if item is not None and self._queue.qsize() > MAX_QUEUED:
             return False
         with contextlib.suppress(RuntimeError):
-            self._loop.call_soon_threadsafe(self._queue.put_nowait, item)
+            self._event_loop.call_soon_threadsafe(self._queue.put_nowait, item)
         return True
 
     def _run(self) -> None:
@@ -210,7 +217,8 @@ class CameraTrack(MediaStreamTrack):
         Returns how many pictures it read."""
         stream = container.streams.video[0]
         step = 1 / float(stream.average_rate or 25)
-        origin = 0.0 if stream.start_time is None else float(stream.start_time * stream.time_base)
+        origin = (0.0 if stream.start_time is None
+                  else float(stream.start_time * time_base(stream)))
         skip_until = self._seek_to_analysis(container, stream, origin)
         first: float | None = None
         last = self._offset
@@ -257,7 +265,7 @@ class CameraTrack(MediaStreamTrack):
         into = now_t % length
         self._offset = now_t - into
         self._anchor = time.monotonic() - now_t
-        container.seek(round((origin + into) / stream.time_base), stream=stream, backward=True)
+        container.seek(round((origin + into) / time_base(stream)), stream=stream, backward=True)
         return now_t
 
     def _items(self, container: av.container.InputContainer,
@@ -282,14 +290,15 @@ class CameraTrack(MediaStreamTrack):
             except av.FFmpegError:
                 continue
             for frame in frames:
-                if frame.pts is None:
+                if frame.pts is None or frame.time_base is None:
                     continue
+                seconds = float(frame.pts * frame.time_base)
                 if frame.width > MAX_TRANSCODE_WIDTH:
                     scaled = round(frame.height * MAX_TRANSCODE_WIDTH / frame.width) // 2 * 2
                     reformatted = frame.reformat(width=MAX_TRANSCODE_WIDTH, height=scaled)
                     reformatted.pts, reformatted.time_base = frame.pts, frame.time_base
                     frame = reformatted
-                yield float(frame.pts * frame.time_base), frame
+                yield seconds, frame
 
 
 class KeyframeGate(MediaStreamTrack):
@@ -308,7 +317,7 @@ class KeyframeGate(MediaStreamTrack):
 
     async def recv(self) -> av.Packet | av.VideoFrame:
         while True:
-            item = await self.source.recv()
+            item = cast(av.Packet | av.VideoFrame, await self.source.recv())
             if self._open or not isinstance(item, av.Packet) or item.is_keyframe:
                 self._open = True
                 return item
