@@ -31,6 +31,7 @@ import numpy as np
 import onnxruntime as ort
 
 from gridwatch.detectors.backends.onnx_backend import OnnxDetector
+from gridwatch.detectors.detection import box_iou
 from gridwatch.models.manifest import get_model_spec
 from gridwatch.models.weights import dynamic_copy, resolve_weights
 
@@ -119,16 +120,9 @@ def _openvino_matches_onnxruntime(frames: list[np.ndarray]) -> dict[str, object]
         a, b = reference.detect(frame), candidate.detect(frame)
         total += len(a)
         same += sum(
-            any(d.cls_id == e.cls_id and _iou(d.box, e.box) > 0.9 for e in b) for d in a
+            any(d.cls_id == e.cls_id and box_iou(d.box, e.box) > 0.9 for e in b) for d in a
         ) if len(a) == len(b) else 0
     return {"onnxruntime_detections": total, "matched_by_openvino": same}
-
-
-def _iou(a: tuple, b: tuple) -> float:
-    w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = w * h
-    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
 
 
 def main() -> None:
