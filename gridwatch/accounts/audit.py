@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -59,31 +59,35 @@ def record(
     return row
 
 
-def entries(
-    session: Session,
-    *,
-    actor: str | None = None,
-    actions: Iterable[str] | None = None,
-    target: str | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
-    before_id: int | None = None,
-    limit: int = 100,
-) -> list[AuditEntry]:
-    """Entries newest first; `before_id` continues a listing after its last entry."""
+class AuditFilters(TypedDict, total=False):
+    """What a listing of the audit log may be narrowed by (None: not narrowed);
+    `before_id` continues a listing after its last entry."""
+
+    actor: str | None
+    actions: Iterable[str] | None
+    target: str | None
+    since: datetime | None
+    until: datetime | None
+    before_id: int | None
+    limit: int
+
+
+def entries(session: Session, **filters: Unpack[AuditFilters]) -> list[AuditEntry]:
+    """Entries newest first, at most `limit` (100 unless given)."""
     query = select(AuditRow)
-    if actor is not None:
+    if (actor := filters.get("actor")) is not None:
         query = query.where(AuditRow.actor == actor)
-    if actions is not None:
+    if (actions := filters.get("actions")) is not None:
         query = query.where(AuditRow.action.in_(sorted(actions)))
-    if target is not None:
+    if (target := filters.get("target")) is not None:
         query = query.where(AuditRow.target == target)
-    if since is not None:
+    if (since := filters.get("since")) is not None:
         query = query.where(AuditRow.at >= since)
-    if until is not None:
+    if (until := filters.get("until")) is not None:
         query = query.where(AuditRow.at < until)
-    if before_id is not None:
+    if (before_id := filters.get("before_id")) is not None:
         query = query.where(AuditRow.id < before_id)
+    limit = filters.get("limit", 100)
     rows = session.scalars(query.order_by(AuditRow.id.desc()).limit(limit)).all()
     return [AuditEntry.from_row(r) for r in rows]
 

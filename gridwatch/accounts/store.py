@@ -13,16 +13,23 @@ import logging
 import math
 import re
 import secrets
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Any, Literal, Unpack
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
-from gridwatch.accounts.audit import LOGIN_FAILED, AuditEntry, entries, recent_failures, record
+from gridwatch.accounts.audit import (
+    LOGIN_FAILED,
+    AuditEntry,
+    AuditFilters,
+    entries,
+    recent_failures,
+    record,
+)
 from gridwatch.accounts.passwords import (
     check_strength,
     hash_password,
@@ -333,22 +340,11 @@ class Accounts:
 
     # --- user management --------------------------------------------------------------
 
-    def audit_entries(
-        self,
-        *,
-        actor: str | None = None,
-        actions: Iterable[str] | None = None,
-        target: str | None = None,
-        since: datetime | None = None,
-        until: datetime | None = None,
-        before_id: int | None = None,
-        limit: int = 100,
-    ) -> list[AuditEntry]:
+    def audit_entries(self, **filters: Unpack[AuditFilters]) -> list[AuditEntry]:
         """Audit entries newest first, filtered as `audit.entries` is, read in a transaction
         of their own so that callers need no session of the database."""
         with self.store.reading() as session:
-            return entries(session, actor=actor, actions=actions, target=target, since=since,
-                           until=until, before_id=before_id, limit=limit)
+            return entries(session, **filters)
 
     def list_users(self, actor: User) -> list[Account]:
         with self.store.reading() as session:
