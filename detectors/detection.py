@@ -28,11 +28,6 @@ class Detection:
     track: int | None = None
 
     @property
-    def center(self) -> tuple[float, float]:
-        x1, y1, x2, y2 = self.box
-        return (x1 + x2) / 2.0, (y1 + y2) / 2.0
-
-    @property
     def foot(self) -> tuple[float, float]:
         return foot_point(self.box)
 

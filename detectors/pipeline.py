@@ -163,7 +163,6 @@ class CameraAnalyzer:
         self._last_wall = 0.0
         self._last_activity_t = -float("inf")
         self.zone_activity: dict[str, float] = {}
-        self.frames_seen = 0
         self.frames_analysed = 0
 
     def _wanted_classes(self) -> set[int] | None:
@@ -203,7 +202,6 @@ class CameraAnalyzer:
 
     def process(self, frame: Frame) -> FrameResult | None:
         """Analyse `frame` if it is due; None when the schedule skips it."""
-        self.frames_seen += 1
         if not self.rate.take(frame.t):
             return None
         start = time.perf_counter()

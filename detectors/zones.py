@@ -5,7 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from gridwatch.settings.zones import ZoneSettings, polygon_area
+from gridwatch.settings.zones import ZoneSettings
 
 
 class Zone:
@@ -47,6 +47,3 @@ class Zone:
         cv2.fillPoly(out, [np.round(scaled).astype(np.int32)], 255)
         return out
 
-    @property
-    def area_fraction(self) -> float:
-        return polygon_area(self.spec.polygon)
