@@ -28,6 +28,7 @@ from gridwatch.detectors.rules import Rule, ZoneObservation, build_rule
 from gridwatch.detectors.tracking import ObjectTracker, TrackerSettings
 from gridwatch.detectors.zones import Zone
 from gridwatch.ingest.frame import Frame
+from gridwatch.settings.model import ModelSettings
 from gridwatch.settings.zones import ZoneSettings
 
 #: Overlap with a known object's last box that lets a detection use the lower `keep_conf`.
@@ -285,6 +286,16 @@ class CameraAnalyzer:
                 if event is not None:
                     events.append(event)
         return events
+
+
+def analyzer_from_settings(
+    camera_id: str, zones: Sequence[ZoneSettings], model: ModelSettings, detector: Detector,
+    *, analysis_fps: float | None,
+) -> CameraAnalyzer:
+    """The detection core as the configuration describes it. `gridwatch analyze` and
+    `gridwatch evaluate` both build their analyzer here, so what the harness measures is the
+    pipeline a deployment runs (tiles, crops, merge, thresholds)."""
+    return CameraAnalyzer(camera_id, zones, detector, analysis_fps=analysis_fps, conf=model.conf)
 
 
 _WHOLE_FRAME = ZoneSettings(id="frame", polygon=[(0.0, 0.0), (1.0, 0.0), (1.0, 1.0), (0.0, 1.0)])

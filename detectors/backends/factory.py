@@ -24,6 +24,7 @@ from gridwatch.models.manifest import (
     load_manifest,
 )
 from gridwatch.models.weights import is_path_like, resolve_weights
+from gridwatch.settings.model import ModelSettings
 
 BackendBuilder = Callable[..., Detector]
 
@@ -75,3 +76,10 @@ def create_detector(
         spec = manifest.get(str(model_name_or_path))
     chosen = backend or (spec.backend if isinstance(spec, ManifestEntry) else DEFAULT_BACKEND)
     return BACKENDS[chosen](spec, weights, manifest, threads=threads, conf=conf, nms_iou=nms_iou)
+
+
+def detector_from_settings(model: ModelSettings, *, conf: float | None = None) -> Detector:
+    """The detector a `model:` section describes; `conf` overrides its score threshold (the
+    evaluation harness lowers it to rank boxes for average precision)."""
+    return create_detector(model.path or model.name, model.dir, backend=model.backend,
+                           threads=model.threads, conf=model.conf if conf is None else conf)

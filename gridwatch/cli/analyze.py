@@ -21,8 +21,8 @@ from gridwatch.alerts.incidents.manager import IncidentManager
 from gridwatch.alerts.store.incident_store import open_store
 from gridwatch.alerts.store.views import Incident
 from gridwatch.demo import SCHEME, camera_options, clips, is_demo, resolve_url
-from gridwatch.detectors.backends.factory import create_detector
-from gridwatch.detectors.pipeline import CameraAnalyzer, FrameResult
+from gridwatch.detectors.backends.factory import detector_from_settings
+from gridwatch.detectors.pipeline import FrameResult, analyzer_from_settings
 from gridwatch.ingest.frame import Frame
 from gridwatch.ingest.sources import open_source
 from gridwatch.settings import GridwatchSettings
@@ -121,13 +121,9 @@ def run_analysis(
         camera = adhoc_camera(camera_id or Path(input_url.rstrip("/")).stem or "input", input_url)
     elif camera_id:
         camera = camera.model_copy(update={"id": camera_id})
-    detector = create_detector(
-        config.model.path or config.model.name, config.model.dir,
-        backend=config.model.backend, threads=config.model.threads, conf=config.model.conf,
-    )
-    analyzer = CameraAnalyzer(
-        camera.id, camera.zones, detector,
-        analysis_fps=None if every_frame else config.analysis.fps, conf=config.model.conf,
+    analyzer = analyzer_from_settings(
+        camera.id, camera.zones, config.model, detector_from_settings(config.model),
+        analysis_fps=None if every_frame else config.analysis.fps,
     )
     options = camera_options(camera).model_copy(update={"realtime": False, "loop": False})
 

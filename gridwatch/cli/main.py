@@ -1,4 +1,4 @@
-"""The `gridwatch` command: serve, check-config, analyze, users, models.
+"""The `gridwatch` command: serve, check-config, analyze, evaluate, users, models.
 
 Every expected failure (bad configuration, missing weights, an unreachable stream) ends with
 a one-paragraph message naming the field, file or stream, and a non-zero exit code; a
@@ -18,6 +18,7 @@ from gridwatch.settings import ConfigError, load_config
 EXIT_CONFIG = 2
 EXIT_MODEL = 3
 EXIT_SOURCE = 4
+EXIT_DATA = 5
 
 
 def _setup_logging(level: str) -> None:
@@ -76,6 +77,8 @@ def _run(args: argparse.Namespace) -> int:
     from gridwatch.demo import DemoFootageError
     from gridwatch.detectors.backends.base import ModelMismatchError, UnknownBackendError
     from gridwatch.detectors.backends.optional import BackendUnavailableError
+    from gridwatch.evaluation.datasets import DatasetError
+    from gridwatch.evaluation.splits import SplitError
     from gridwatch.ingest.errors import SourceError
     from gridwatch.models.errors import (
         ChecksumMismatchError,
@@ -97,6 +100,9 @@ def _run(args: argparse.Namespace) -> int:
         where = redact(getattr(args, "input", "") or "camera")
         print(f"input {where}: {redact(str(err))}", file=sys.stderr)
         return EXIT_SOURCE
+    except (DatasetError, SplitError) as err:
+        print(f"labelled data: {err}", file=sys.stderr)
+        return EXIT_DATA
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -125,9 +131,11 @@ def build_parser() -> argparse.ArgumentParser:
     analyze.add_argument("--evidence-dir", type=Path, help="keep snapshots in this folder")
     analyze.set_defaults(func=_cmd_analyze)
 
+    from gridwatch.cli.evaluate import add_parser as add_evaluate_parser
     from gridwatch.cli.models import add_parser as add_models_parser
     from gridwatch.cli.users import add_parser as add_users_parser
 
+    add_evaluate_parser(sub)
     add_users_parser(sub)
     add_models_parser(sub)
     return parser
