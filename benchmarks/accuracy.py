@@ -19,11 +19,14 @@ path as the CLI) with a camera configuration written here, and scores its JSON l
   that match no labelled interval are false (they flag stretches where nothing happens).
 - `hall_crowd`: people counted on three hand-counted frames (target: within 15 %), and the crowd
   event.
+- `shore_boats`, `construction_machinery`, `crowd_heads`: the shared labelled image sets, scored
+  by the evaluation harness (`gridwatch evaluate`, gridwatch/evaluation): development and
+  validation split apart, the pipeline beside the raw-model and main-default baselines.
 
 Every clip case runs twice: `every_frame` (the detector on every frame, best accuracy) and
 `service` (the 5 fps schedule with motion gating, what a deployment runs).
 
-Usage: .venv/bin/python benchmarks/accuracy.py [--cases mot17,boat,...] [--conf 0.5]
+Usage: .venv/bin/python benchmarks/accuracy.py [--cases mot17,boat,...,shore_boats] [--conf 0.5]
 """
 
 from __future__ import annotations
@@ -43,28 +46,33 @@ from typing import Any
 import cv2
 import numpy as np
 import yaml
-from scipy.optimize import linear_sum_assignment
 
 from gridwatch.cli.analyze import run_analysis
 from gridwatch.detectors.backends.base import Detector
 from gridwatch.detectors.backends.factory import create_detector
 from gridwatch.detectors.backends.yolo_decode import Candidates, nms
 from gridwatch.detectors.regions import grid_tiles
+from gridwatch.evaluation.mot import (
+    MotRow,
+    load_mot_gt,
+    precision_recall,
+    score_mot,
+    score_mot_frame,
+)
+from gridwatch.evaluation.runner import DetectorCache, EvaluationRequest, evaluate_set
+from gridwatch.evaluation.sets import SHARED_SETS
 from gridwatch.settings import parse_config
+from gridwatch.settings.model import ModelSettings
 
 REPO = Path(__file__).resolve().parent.parent
 LABELS = Path(__file__).resolve().parent / "labels"
 FOOTAGE = Path(os.environ.get("GRIDWATCH_FOOTAGE_DIR", REPO.parent / "shared" / "footage"))
+DATASETS = Path(os.environ.get("GRIDWATCH_DATASETS_DIR", REPO.parent / "shared" / "datasets"))
 WHOLE = [[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 1.0]]
-IOU = 0.5
 ONSET_TARGET_S = 3.0
 #: The configuration's default `incident_cooldown_s`, used as is.
 COOLDOWN_S = 60.0
 COUNT_TARGET = 0.15
-# MOT17 classes whose matches are ignored: person on vehicle, static person, distractor,
-# reflection. Pedestrians (1) below the visibility threshold are ignored too.
-MOT_IGNORED = frozenset({2, 7, 8, 12})
-MOT_MIN_VISIBILITY = 0.5
 
 
 @dataclass(frozen=True)
@@ -115,77 +123,6 @@ def analyse(case: Case, conf: float, every_frame: bool, zone_options: dict[str, 
     return [json.loads(line) for line in out.getvalue().splitlines()], wall
 
 
-def _iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    if not len(a) or not len(b):
-        return np.zeros((len(a), len(b)))
-    x1 = np.maximum(a[:, None, 0], b[None, :, 0])
-    y1 = np.maximum(a[:, None, 1], b[None, :, 1])
-    x2 = np.minimum(a[:, None, 2], b[None, :, 2])
-    y2 = np.minimum(a[:, None, 3], b[None, :, 3])
-    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
-    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    return inter / (area_a[:, None] + area_b[None, :] - inter)
-
-
-def load_mot_gt(folder: Path, clip: bool = True) -> tuple[dict[int, list[tuple]], int, int]:
-    """gt.txt rows per frame: (box, is_target, is_ignored)."""
-    info = dict(
-        line.split("=", 1) for line in (folder / "seqinfo.ini").read_text().splitlines()
-        if "=" in line
-    )
-    width, height = int(info["imWidth"]), int(info["imHeight"])
-    rows: dict[int, list[tuple]] = {}
-    for line in (folder / "gt" / "gt.txt").read_text().splitlines():
-        f, _id, x, y, w, h, conf, cls, vis = line.split(",")
-        box = [float(x), float(y), float(x) + float(w), float(y) + float(h)]
-        if clip:
-            box = [max(0.0, box[0]), max(0.0, box[1]), min(width, box[2]), min(height, box[3])]
-        c = int(cls)
-        target = c == 1 and int(float(conf)) == 1 and float(vis) >= MOT_MIN_VISIBILITY
-        ignored = c in MOT_IGNORED or (c == 1 and not target)
-        if target or ignored:
-            rows.setdefault(int(f), []).append((box, target, ignored))
-    return rows, width, height
-
-
-def score_mot_frame(boxes: list[list[float]], gt: list[tuple]) -> tuple[int, int, int]:
-    """(hits, false positives, targets) of one frame, MOTChallenge style."""
-    targets = sum(1 for _, t, _ in gt if t)
-    if not boxes:
-        return 0, 0, targets
-    iou = _iou_matrix(np.array(boxes, float), np.array([g[0] for g in gt], float))
-    rows, cols = linear_sum_assignment(-np.where(iou >= IOU, iou, 0.0))
-    hits = ignored = 0
-    for r, c in zip(rows, cols, strict=True):
-        if iou[r, c] < IOU:
-            continue
-        if gt[c][1]:
-            hits += 1
-        else:
-            ignored += 1
-    return hits, len(boxes) - hits - ignored, targets
-
-
-def _pr(hits: int, fps: int, targets: int) -> dict[str, Any]:
-    return {
-        "precision": round(hits / (hits + fps), 3) if hits + fps else None,
-        "recall": round(hits / targets, 3) if targets else None,
-        "hits": hits, "false_positives": fps, "targets": targets,
-    }
-
-
-def score_mot(frames: list[list[list[float]]], gt: dict[int, list[tuple]]) -> dict[str, Any]:
-    hits = fps = targets = 0
-    count_errors = []
-    for i, boxes in enumerate(frames):
-        h, f, t = score_mot_frame(boxes, gt.get(i + 1, []))
-        hits, fps, targets = hits + h, fps + f, targets + t
-        count_errors.append(abs(h + f - t) / t if t else 0.0)
-    return {**_pr(hits, fps, targets),
-            "count_error": round(float(np.mean(count_errors)), 3) if count_errors else None}
-
-
 def mot17_case(case: Case, conf: float) -> dict[str, Any]:
     folder = FOOTAGE / "mot17_09_mini"
     gt, _, _ = load_mot_gt(folder)
@@ -196,7 +133,7 @@ def mot17_case(case: Case, conf: float) -> dict[str, Any]:
         frames = [[d["box"] for d in x["detections"] if d["cls"] == case.cls]
                   for x in lines if x["type"] == "frame"]
         out[variant] = {**score_mot(frames, gt), "wall_s": round(wall, 2),
-                        "unclipped_gt": _pr(*_sum_mot(frames, gt_unclipped))}
+                        "unclipped_gt": precision_recall(*_sum_mot(frames, gt_unclipped))}
     images = [cv2.imread(str(p)) for p in sorted((folder / "img1").glob("*.jpg"))]
     for threshold in sorted({conf, 0.3}):
         detector = create_detector("yolox_nano_coco_416", conf=threshold)
@@ -212,7 +149,7 @@ def mot17_case(case: Case, conf: float) -> dict[str, Any]:
     return out
 
 
-def _sum_mot(frames: list[list[list[float]]], gt: dict[int, list[tuple]]
+def _sum_mot(frames: list[list[list[float]]], gt: dict[int, list[MotRow]]
              ) -> tuple[int, int, int]:
     totals = [score_mot_frame(b, gt.get(i + 1, [])) for i, b in enumerate(frames)]
     return tuple(int(sum(t[k] for t in totals)) for k in range(3))  # type: ignore[return-value]
@@ -258,7 +195,7 @@ def score_presence(lines: list[dict], labels: dict, cls: str) -> dict[str, Any]:
         targets += truth
         hits += seen and truth
         fps += seen and not truth
-    return {"level": "frame", "frames_scored": scored, **_pr(hits, fps, targets)}
+    return {"level": "frame", "frames_scored": scored, **precision_recall(hits, fps, targets)}
 
 
 def expected_incidents(labels: dict, rule: dict[str, Any], cooldown_s: float
@@ -362,9 +299,17 @@ def clip_case(case: Case, conf: float) -> dict[str, Any]:
 RUNNERS: dict[str, Callable[[Case, float], dict[str, Any]]] = {"mot17": mot17_case}
 
 
+def dataset_case(name: str, conf: float) -> dict[str, Any]:
+    """A shared labelled set through the harness, with the benchmark's threshold."""
+    request = EvaluationRequest(sets=[SHARED_SETS[name]], data_dir=DATASETS,
+                                split_dir=LABELS / "splits",
+                                model=ModelSettings(name="yolox_nano_coco_416", conf=conf))
+    return evaluate_set(SHARED_SETS[name], request, DetectorCache())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cases", default=",".join(c.name for c in CASES))
+    parser.add_argument("--cases", default=",".join([*(c.name for c in CASES), *SHARED_SETS]))
     parser.add_argument("--conf", type=float, default=0.5,
                         help="detector score threshold (model.conf of the configuration)")
     args = parser.parse_args()
@@ -378,6 +323,9 @@ def main() -> None:
     for case in CASES:
         if case.name in wanted:
             result["cases"][case.name] = RUNNERS.get(case.name, clip_case)(case, args.conf)
+    for name in SHARED_SETS:
+        if name in wanted:
+            result["cases"][name] = dataset_case(name, args.conf)
     print(json.dumps(result, indent=1))
 
 
