@@ -45,13 +45,13 @@ from typing import Any
 
 import cv2
 import numpy as np
-import yaml
 
 from gridwatch.cli.analyze import run_analysis
 from gridwatch.detectors.backends.base import Detector
 from gridwatch.detectors.backends.factory import create_detector
 from gridwatch.detectors.backends.yolo_decode import Candidates, nms
 from gridwatch.detectors.regions import grid_tiles
+from gridwatch.evaluation.clips import read_clip_labels, score_counts, score_events, score_presence
 from gridwatch.evaluation.mot import (
     MotRow,
     load_mot_gt,
@@ -69,10 +69,8 @@ LABELS = Path(__file__).resolve().parent / "labels"
 FOOTAGE = Path(os.environ.get("GRIDWATCH_FOOTAGE_DIR", REPO.parent / "shared" / "footage"))
 DATASETS = Path(os.environ.get("GRIDWATCH_DATASETS_DIR", REPO.parent / "shared" / "datasets"))
 WHOLE = [[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 1.0]]
-ONSET_TARGET_S = 3.0
 #: The configuration's default `incident_cooldown_s`, used as is.
 COOLDOWN_S = 60.0
-COUNT_TARGET = 0.15
 
 
 @dataclass(frozen=True)
@@ -172,110 +170,8 @@ def naive_tiles(detector: Detector, image: np.ndarray) -> list[list[float]]:
     return kept.boxes.tolist()
 
 
-def _in(t: float, spans: list[list[float]], margin: float = 0.0) -> bool:
-    return any(a - margin <= t <= b + margin for a, b in spans)
-
-
-def score_presence(lines: list[dict], labels: dict, cls: str) -> dict[str, Any]:
-    """Frame level: the class reported on analysed frames where it is in view, not elsewhere."""
-    present = labels.get("present", [])
-    ignore = labels.get("ignore", [])
-    edge = float(labels.get("edge_ignore_s", 0.0))
-    hits = fps = targets = 0
-    scored = 0
-    for x in lines:
-        if x["type"] != "frame":
-            continue
-        t = x["t"]
-        if _in(t, ignore) or any(abs(t - e) <= edge for span in present for e in span):
-            continue
-        scored += 1
-        seen = any(d["cls"] == cls for d in x["detections"])
-        truth = _in(t, present)
-        targets += truth
-        hits += seen and truth
-        fps += seen and not truth
-    return {"level": "frame", "frames_scored": scored, **precision_recall(hits, fps, targets)}
-
-
-def expected_incidents(labels: dict, rule: dict[str, Any], cooldown_s: float
-                       ) -> list[list[float]]:
-    """Labelled condition intervals as the service turns them into incidents: an interval
-    shorter than the rule's `min_dwell_s` opens none, and the IncidentManager folds an episode
-    that starts less than `cooldown_s` after the previous one ended into that incident."""
-    dwell = float(rule.get("min_dwell_s", 5.0))
-    end_after = float(rule.get("end_after_s", 10.0))
-    merged: list[list[float]] = []
-    for e in sorted(labels.get("events", []), key=lambda e: e["start"]):
-        if e["end"] - e["start"] < dwell:
-            continue
-        if merged and (e["start"] + dwell) - (merged[-1][1] + end_after) < cooldown_s:
-            merged[-1][1] = e["end"]
-        else:
-            merged.append([e["start"], e["end"]])
-    return merged
-
-
-def score_events(lines: list[dict], labels: dict, rule: dict[str, Any],
-                 cooldown_s: float) -> dict[str, Any]:
-    """Each expected incident should open once, within 3 s of its condition having held for
-    `min_dwell_s`. An incident outside every labelled interval is false (it flags a stretch
-    where nothing happens); a second incident inside an already matched interval is a split."""
-    dwell = float(rule.get("min_dwell_s", 5.0))
-    end_after = float(rule.get("end_after_s", 10.0))
-    incidents = sorted((x for x in lines if x["type"] == "incident"), key=lambda x: x["start"])
-    expected = expected_incidents(labels, rule, cooldown_s)
-    matched: dict[int, int] = {}
-    delays, missed, false, splits = [], [], [], []
-    for k, (start, end) in enumerate(expected):
-        found = next((i for i, inc in enumerate(incidents)
-                      if i not in matched and start <= inc["start"] <= end + end_after), None)
-        if found is None:
-            missed.append([start, end])
-            continue
-        matched[found] = k
-        delays.append(round(incidents[found]["start"] - (start + dwell), 3))
-    for i, inc in enumerate(incidents):
-        if i in matched:
-            continue
-        inside = any(a <= inc["start"] <= b + end_after for a, b in expected)
-        (splits if inside else false).append([inc["start"], inc["end"]])
-    return {
-        "labelled_conditions": len(labels.get("events", [])),
-        "expected": len(expected), "incidents": len(incidents),
-        "precision": round(len(matched) / (len(matched) + len(false)), 3)
-        if matched or false else None,
-        "recall": round(len(matched) / len(expected), 3) if expected else None,
-        "onset_delay_s": delays,
-        "onset_within_3s": all(d <= ONSET_TARGET_S for d in delays) and not missed,
-        "missed": missed, "false_incidents": false, "split_incidents": splits,
-    }
-
-
-def score_counts(lines: list[dict], labels: dict, cls: str) -> dict[str, Any]:
-    """People reported on each hand-counted frame (or the analysed frame nearest to it, within
-    0.25 s, when the schedule skipped it)."""
-    frames = [x for x in lines if x["type"] == "frame"]
-    by_index = {x["frame"]: x for x in frames}
-    rows: list[dict[str, Any]] = []
-    for c in labels.get("counts", []):
-        x = by_index.get(c["frame"]) or min(frames, key=lambda x: abs(x["t"] - c["t"]),
-                                             default=None)
-        if x is None or abs(x["t"] - c["t"]) > 0.25:
-            rows.append({"frame": c["frame"], "hand": c["count"], "detected": None})
-            continue
-        n = sum(1 for d in x["detections"] if d["cls"] == cls)
-        error = (n - c["count"]) / c["count"]
-        rows.append({"frame": c["frame"], "analysed_frame": x["frame"], "hand": c["count"],
-                     "partial": c.get("partial", 0),
-                     "detected": n, "error": round(error, 3),
-                     "within_15pct": abs(error) <= COUNT_TARGET})
-    return {"frames": rows,
-            "all_within_15pct": bool(rows) and all(r.get("within_15pct") for r in rows)}
-
-
 def clip_case(case: Case, conf: float) -> dict[str, Any]:
-    labels = yaml.safe_load((LABELS / str(case.label_file)).read_text())
+    labels = read_clip_labels(LABELS / str(case.label_file))
     out: dict[str, Any] = {}
     for mode in case.modes:
         lines, wall = analyse(case, conf, mode == "every_frame")

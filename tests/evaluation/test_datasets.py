@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from gridwatch.evaluation.clips import read_clip_labels
 from gridwatch.evaluation.datasets import DatasetError, read_head_points, read_yolo_set
 from gridwatch.evaluation.sets import CONSTRUCTION_MACHINERY, SHORE_BOATS
 
@@ -47,3 +48,20 @@ def test_unknown_class_id_names_the_label_file(tmp_path: Path) -> None:
     (tmp_path / "labels" / "a.txt").write_text("7 0.5 0.5 0.1 0.1\n")
     with pytest.raises(DatasetError, match=r"a\.txt:1: class id 7"):
         read_yolo_set(tmp_path, {0: "person"})
+
+
+def test_every_committed_clip_label_file_reads() -> None:
+    labels_dir = Path(__file__).resolve().parents[2] / "benchmarks" / "labels"
+    files = sorted(labels_dir.glob("*.yaml"))
+    assert len(files) >= 4
+    for path in files:
+        labels = read_clip_labels(path)
+        assert labels["source"] and labels["class"]
+        assert labels.get("events") or labels.get("present")
+
+
+def test_clip_label_with_a_typo_names_the_key(tmp_path: Path) -> None:
+    path = tmp_path / "clip.yaml"
+    path.write_text("source: a.mp4\nclass: boat\npresnt: [[0, 1]]\n")
+    with pytest.raises(DatasetError, match="unknown key 'presnt'"):
+        read_clip_labels(path)
