@@ -248,8 +248,34 @@ def evaluate_set(spec: SetSpec, request: EvaluationRequest, cache: DetectorCache
             else:
                 out[split][name] = score_boxes(spec, [i for i in part
                                                       if isinstance(i, BoxedImage)], rows)
+    if "val" in out:
+        out["targets"] = targets_met(spec, out["val"])
     out["wall_s"] = timings
     return out
+
+
+def targets_met(spec: SetSpec, validation: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each target of the set against each variant's validation figures."""
+    rows = []
+    for target in spec.targets:
+        for variant, figures in validation.items():
+            if target.max_count_error is not None:
+                error = figures.get("mean_abs_error_fraction")
+                met = error is not None and error <= target.max_count_error
+                rows.append({"category": target.category, "variant": variant,
+                             "max_count_error": target.max_count_error, "count_error": error,
+                             "met": met})
+                continue
+            at = figures[target.category]["at_threshold"]
+            recall, precision = at["recall"], at["precision"]
+            met = (recall is not None and precision is not None
+                   and recall >= (target.min_recall or 0.0)
+                   and precision >= (target.min_precision or 0.0))
+            rows.append({"category": target.category, "variant": variant,
+                         "min_recall": target.min_recall, "recall": recall,
+                         "min_precision": target.min_precision, "precision": precision,
+                         "met": met})
+    return rows
 
 
 def evaluate(request: EvaluationRequest, progress: Callable[[str], None] | None = None

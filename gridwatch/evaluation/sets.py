@@ -30,6 +30,17 @@ class WidthSubset:
 
 
 @dataclass(frozen=True, slots=True)
+class Target:
+    """What issue 11 asks of a category on the validation split: recall and precision at the
+    operating threshold, or (count sets) a mean absolute count error."""
+
+    category: str
+    min_recall: float | None = None
+    min_precision: float | None = None
+    max_count_error: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class SetSpec:
     """How to read and score one labelled set."""
 
@@ -45,6 +56,7 @@ class SetSpec:
     #: Category whose smallest objects make an image "hard"; validation gets its share of them.
     stratify_category: str | None = None
     stratify_max_width_px: float = 32.0
+    targets: tuple[Target, ...] = ()
 
     @property
     def pipeline_classes(self) -> list[str]:
@@ -59,6 +71,7 @@ SHORE_BOATS = SetSpec(
                 "watercraft": frozenset({"boat"})},
     width_subsets=(WidthSubset("watercraft_16px", "watercraft", WATERCRAFT_MIN_WIDTH_PX),),
     group_by_prefix=True, stratify_category="watercraft",
+    targets=(Target("watercraft_16px", min_recall=0.70, min_precision=0.85),),
 )
 
 CONSTRUCTION_MACHINERY = SetSpec(
@@ -68,8 +81,10 @@ CONSTRUCTION_MACHINERY = SetSpec(
     categories={"person": frozenset({"person"}), "machine": MACHINES,
                 "vehicle": LAND_VEHICLES},
     stratify_category="machine", stratify_max_width_px=1e9,
+    targets=(Target("machine", min_recall=0.85, min_precision=0.85),),
 )
 
-CROWD_HEADS = SetSpec("crowd_heads", "counts", categories={"person": frozenset({"person"})})
+CROWD_HEADS = SetSpec("crowd_heads", "counts", categories={"person": frozenset({"person"})},
+                      targets=(Target("person", max_count_error=0.15),))
 
 SHARED_SETS = {s.name: s for s in (SHORE_BOATS, CONSTRUCTION_MACHINERY, CROWD_HEADS)}

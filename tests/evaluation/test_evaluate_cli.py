@@ -30,6 +30,9 @@ def test_one_json_object_with_dev_and_val_and_baselines(datasets_dir: Path) -> N
         assert machine["pipeline_classes"] == ["dump_truck", "excavator", "loader", "truck"]
         assert machine["at_threshold"]["targets"] >= 1
         assert "all" in machine["ap50"]
+    target = machines["targets"][0]
+    assert target["category"] == "machine" and target["min_recall"] == 0.85
+    assert target["met"] is False   # COCO has no excavator: the gap, measured
     crowd = out["sets"]["crowd_heads"]["val"]["pipeline"]
     assert crowd["images"] == 1 and crowd["per_image"][0]["true"] > 0
 
