@@ -14,7 +14,7 @@ import av.error
 from gridwatch.ingest.counters import CameraCounters
 from gridwatch.ingest.errors import SourceError, classify
 from gridwatch.ingest.frame import Frame
-from gridwatch.ingest.packet_buffer import PacketRingBuffer
+from gridwatch.ingest.packet_tap import PacketSink
 from gridwatch.ingest.source import MediaClock, Pacer, Source
 from gridwatch.ingest.state import CameraState
 from gridwatch.settings.stream import StreamSettings
@@ -51,7 +51,7 @@ class AvSource(Source):
         self._pacer = Pacer(self._interrupted) if options.realtime and not live else None
         self._index = 0
         self._delivered = False
-        self._packets: PacketRingBuffer | None = None
+        self._packets: PacketSink | None = None
         self._wall_anchor: float | None = None
 
     def _av_options(self) -> tuple[dict[str, str], tuple[float, float] | None]:
@@ -97,10 +97,11 @@ class AvSource(Source):
         error = classify(exc, connected=False)
         return SourceError(error.state, f"{self.display_uri}: {error.reason}")
 
-    def record_packets(self, buffer: PacketRingBuffer | None) -> None:
-        """Copy every demuxed video packet into `buffer` (evidence clips), keyframes-only
-        mode included: packets are demuxed either way, only their decoding is skipped."""
-        self._packets = buffer
+    def record_packets(self, sink: PacketSink | None) -> None:
+        """Hand every demuxed video packet to `sink` (evidence clips, live viewers),
+        keyframes-only mode included: packets are demuxed either way, only their decoding
+        is skipped."""
+        self._packets = sink
 
     def frames(self) -> Iterator[Frame]:
         while True:

@@ -21,6 +21,7 @@ from gridwatch.ingest.errors import SourceError
 from gridwatch.ingest.frame import Frame
 from gridwatch.ingest.mailbox import LatestFrame
 from gridwatch.ingest.packet_buffer import PacketRingBuffer
+from gridwatch.ingest.packet_tap import PacketFanout
 from gridwatch.ingest.source import Source
 from gridwatch.ingest.sources import open_source
 from gridwatch.ingest.state import (
@@ -49,8 +50,9 @@ class CameraRunner:
     (a consumer analysing 5 of 25 frames a second) are decoded but never delivered, so
     they are not counted as dropped. `t` and `index` continue across
     reconnects (t advances by the wall-clock gap), so downstream tracking never sees time
-    run backwards after an outage. With a `packet_buffer`, every encoded video packet is
-    also kept there for the last seconds (evidence clips, cut without re-encoding).
+    run backwards after an outage. Every encoded video packet goes to the sinks of
+    `packets` (`gridwatch.ingest.packet_tap`): the `packet_buffer`, when given, which keeps
+    the last seconds for evidence clips, and live viewers while someone watches.
     """
 
     def __init__(
@@ -68,6 +70,7 @@ class CameraRunner:
     ) -> None:
         self.camera_id = camera_id
         self.packet_buffer = packet_buffer
+        self.packets = PacketFanout() if packet_buffer is None else PacketFanout(packet_buffer)
         self.display_uri = redact(uri)
         self.options = options or StreamSettings()
         self.counters = CameraCounters()
@@ -268,7 +271,7 @@ class CameraRunner:
         with self._lock:
             source.set_keyframes_only(self._keyframes_only)
             if isinstance(source, AvSource):
-                source.record_packets(self.packet_buffer)
+                source.record_packets(self.packets)
             self._source = source
             self._progress_at = time.monotonic()
             self._stall_flagged = False
