@@ -45,6 +45,7 @@ from gridwatch.settings import GridwatchSettings
 from gridwatch.settings.model import ModelSettings
 from gridwatch.web.api import create_app
 from gridwatch.web.metrics import ServiceMetrics
+from gridwatch.worker.live import LiveLink
 from gridwatch.worker.messages import ClipWritten, EventFound, WorkerMessage
 from gridwatch.worker.process import camera_tasks, plan_shards, shard_cameras, worker_count
 from gridwatch.worker.shard import ShardSpec
@@ -145,6 +146,14 @@ class Service:
     def worker_statuses(self) -> list[WorkerStatus]:
         workers = self._parts().workers
         return workers.statuses() if workers is not None else []
+
+    def open_live(self, camera_id: str) -> LiveLink:
+        """The camera's live video, streamed by the worker that holds the camera; raises
+        ConnectionError naming the camera when that worker is down."""
+        workers = self._parts().workers
+        if workers is None:
+            raise ConnectionError(f"camera {camera_id}: no worker runs it")
+        return workers.open_live(camera_id)
 
     def want_preview(self, camera_id: str) -> None:
         """Someone is looking at the camera's picture: keep it coming at the full rate."""

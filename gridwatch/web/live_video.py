@@ -1,10 +1,13 @@
-"""Camera streams as WebRTC tracks: H.264 passed through as it is, or decoded for aiortc.
+"""A camera's video as a WebRTC track, built from the packets its worker streams.
 
-WebRTC has no picture reordering: Chromium 156 fed a stream with B-frames decoded about two
-pictures a GOP (2 of 90), so only H.264 without B-frames is passed through; anything else is
-decoded here and encoded by aiortc. `CameraTrack` reads the camera's main stream on a thread
-(demux only when passing through), keeps timestamps growing across file loops and camera
-reconnections, and paces files in real time from where the camera's analysis is.
+The worker that holds the camera sends its encoded packets (`gridwatch.web.views.LiveVideo`);
+this process never opens a camera. WebRTC has no picture reordering: Chromium 156 fed a
+stream with B-frames decoded about two pictures a GOP (2 of 90), so only H.264 without
+B-frames is passed through (Annex B, as the worker sends it); anything else is decoded here
+with PyAV and encoded by aiortc. `WorkerTrack` receives on a thread, sends the worker a
+keepalive every second, keeps timestamps growing across the worker's new streams (a file's
+loop, a camera's reconnection) and paces what it hands out by the packets' timestamps, so a
+burst from the worker does not reach the browser as one.
 """
 
 from __future__ import annotations
@@ -15,24 +18,24 @@ import fractions
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, cast
-from urllib.parse import urlsplit
 
 import av
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
-from av.bitstream import BitStreamFilterContext
 
-from gridwatch.common.redact import redact
-from gridwatch.settings.stream import NETWORK_SCHEMES, StreamSettings
+from gridwatch.ingest.packet_tap import EncodedPacket, StreamDescription
+from gridwatch.web.views import LiveVideo
 
 log = logging.getLogger(__name__)
 
 VIDEO_CLOCK = 90_000
 VIDEO_TIME_BASE = fractions.Fraction(1, VIDEO_CLOCK)
 MAX_TRANSCODE_WIDTH = 1280
-RECONNECT_S = 1.0
+KEEPALIVE_S = 1.0
+FIRST_STREAM_TIMEOUT_S = 10.0
+MAX_LAG_S = 1.0
+"""Items this late against the pacing clock re-anchor it instead of rushing out."""
 # A reader far ahead of its consumer means the event loop is stuck: drop, do not hoard.
 MAX_QUEUED = 300
 
@@ -47,13 +50,18 @@ class LiveViewError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class StreamInfo:
-    """What the first look at a camera's main stream found."""
+    """What the worker said of a camera's stream."""
 
     codec: str
     profile: str | None
     width: int
     height: int
     b_frames: bool
+
+    @classmethod
+    def of(cls, description: StreamDescription) -> StreamInfo:
+        return cls(description.codec, description.profile, description.width,
+                   description.height, description.b_frames)
 
     def passthrough_refusal(self, browser_h264: bool) -> str | None:
         """Why this stream cannot go to the browser as it is; None when it can."""
@@ -70,93 +78,48 @@ class StreamInfo:
                 "height": self.height, "b_frames": self.b_frames}
 
 
-def is_live_url(url: str) -> bool:
-    return urlsplit(url).scheme.lower() in NETWORK_SCHEMES
+def first_description(camera_id: str, video: LiveVideo,
+                      timeout: float = FIRST_STREAM_TIMEOUT_S) -> StreamDescription:
+    """Wait (blocking) for the worker to describe the camera's stream, keeping it alive."""
+    deadline = time.monotonic() + timeout
+    while (left := deadline - time.monotonic()) > 0:
+        try:
+            video.keepalive()
+            message = video.receive(min(left, KEEPALIVE_S))
+        except (EOFError, OSError):
+            raise LiveViewError(502, f"camera {camera_id}: its worker ended the live "
+                                     "video before it started") from None
+        if isinstance(message, StreamDescription):
+            return message
+    raise LiveViewError(504, f"camera {camera_id}: its worker sent no video within "
+                             f"{timeout:g} s (is the camera online?)")
 
 
-def open_stream(url: str, options: StreamSettings) -> av.container.InputContainer:
-    """Open a camera's main stream with the same finite timeouts as ingest."""
-    if not is_live_url(url):
-        return av.open(url)
-    container_options = {"allowed_media_types": "video"}
-    if urlsplit(url).scheme.lower() in ("rtsp", "rtsps"):
-        container_options["rtsp_transport"] = options.transport
-    return av.open(url, container_options=container_options,
-                   timeout=(options.open_timeout_s, options.read_timeout_s))
+class WorkerTrack(MediaStreamTrack):
+    """One camera's live video from its worker, as packets or frames for aiortc.
 
-
-def probe(url: str, options: StreamSettings) -> StreamInfo:
-    try:
-        with open_stream(url, options) as container:
-            if not container.streams.video:
-                raise LiveViewError(502, f"no video stream in {redact(url)}")
-            ctx = container.streams.video[0].codec_context
-            return StreamInfo(ctx.name, ctx.profile, ctx.width, ctx.height,
-                              bool(ctx.has_b_frames))
-    except (av.FFmpegError, OSError) as exc:
-        raise LiveViewError(502, f"cannot open {redact(url)}: {exc}") from None
-
-
-def time_base(stream: av.video.stream.VideoStream) -> fractions.Fraction:
-    """The stream's time base; FFmpeg sets one on every opened stream."""
-    if stream.time_base is None:
-        raise ValueError("stream without a time base")
-    return stream.time_base
-
-
-def file_length(container: av.container.InputContainer,
-                stream: av.video.stream.VideoStream) -> float | None:
-    """Seconds one pass of a looping file lasts, counted as ingest counts it (first to last
-    picture plus one frame interval), so that positions agree over many loops."""
-    stamps = [p.pts for p in container.demux(stream) if p.pts is not None]
-    if not stamps:
-        return None
-    step = 1 / float(stream.average_rate or 25)
-    return float((max(stamps) - min(stamps)) * time_base(stream)) + step
-
-
-def _annexb_filter(stream: av.video.stream.VideoStream) -> BitStreamFilterContext | None:
-    """WebRTC wants Annex B with SPS/PPS before each keyframe.
-
-    MP4 stores length-prefixed NAL units with SPS/PPS in the header (converted by
-    h264_mp4toannexb); RTSP delivers Annex B but may carry SPS/PPS only in the SDP
-    (dump_extra repeats them before keyframes).
-    """
-    extradata = stream.codec_context.extradata
-    if not extradata:
-        return None
-    if extradata[0] == 1:
-        return BitStreamFilterContext("h264_mp4toannexb", stream)
-    return BitStreamFilterContext("dump_extra=freq=keyframe", stream)
-
-
-class CameraTrack(MediaStreamTrack):
-    """Reads one camera's main stream on a thread and hands out packets or frames.
-
-    `passthrough` yields H.264 access units (Annex B) for aiortc to packetise as they are;
-    otherwise decoded frames for aiortc to encode. Timestamps only grow: a file played in a
-    loop, or a camera that reconnects, continues where it left off. Live streams arrive at
-    their own pace; files are paced in real time and start where the camera's analysis is
-    (`position()`, in the analysis' media seconds), so that the boxes match the picture.
+    `passthrough` hands out H.264 access units for aiortc to packetise as they are;
+    otherwise decoded frames for aiortc to encode.
     """
 
     kind = "video"
 
-    def __init__(self, camera_id: str, url: str, options: StreamSettings, passthrough: bool,
-                 position: Callable[[], float | None] | None = None) -> None:
+    def __init__(self, camera_id: str, video: LiveVideo, description: StreamDescription,
+                 passthrough: bool) -> None:
         super().__init__()
         self.camera_id = camera_id
-        self.url = url
-        self.options = options
         self.passthrough = passthrough
-        self.live = is_live_url(url)
         self.packets = 0
         self.frames = 0
-        self._position = position
+        self._video = video
+        self._description = description
+        self._decoder: av.VideoCodecContext | None = None
         self._queue: asyncio.Queue[av.Packet | av.VideoFrame | None] = asyncio.Queue()
         self._event_loop = asyncio.get_running_loop()
         self._quit = threading.Event()
         self._offset = 0.0
+        self._first: float | None = None
+        self._last = 0.0
         self._anchor: float | None = None
         self._resync = False
         self._thread: threading.Thread | None = None
@@ -165,8 +128,8 @@ class CameraTrack(MediaStreamTrack):
         if self.readyState != "live":
             raise MediaStreamError
         if self._thread is None:
-            # Read from the first request on, not from the answer: what was read while the
-            # connection was being set up would arrive late, as a burst.
+            # Hand out from the first request on, not from the answer: what arrived while
+            # the connection was being set up would reach the browser late, as a burst.
             self._thread = threading.Thread(target=self._run, name=f"live-{self.camera_id}",
                                             daemon=True)
             self._thread.start()
@@ -183,6 +146,8 @@ class CameraTrack(MediaStreamTrack):
     def stop(self) -> None:
         super().stop()
         self._quit.set()
+        if self._thread is None:
+            self._video.close()
 
     def _put(self, item: av.Packet | av.VideoFrame | None) -> bool:
         if item is not None and self._queue.qsize() > MAX_QUEUED:
@@ -192,113 +157,92 @@ class CameraTrack(MediaStreamTrack):
         return True
 
     def _run(self) -> None:
+        alive_at = 0.0
         try:
             while not self._quit.is_set():
-                try:
-                    with open_stream(self.url, self.options) as container:
-                        played = self._play(container)
-                    if not played and not self.live:
-                        log.warning("live view %s: %s has no picture to send", self.camera_id,
-                                    redact(self.url))
-                        return
-                except (av.FFmpegError, OSError) as exc:
-                    log.warning("live view %s: %s: %s", self.camera_id, redact(self.url), exc)
-                    if not self.live:
-                        return
-                if self.live:
-                    self._quit.wait(RECONNECT_S)
-                elif not self.options.loop:
-                    return
+                if time.monotonic() - alive_at >= KEEPALIVE_S:
+                    self._video.keepalive()
+                    alive_at = time.monotonic()
+                message = self._video.receive(KEEPALIVE_S / 4)
+                if isinstance(message, StreamDescription):
+                    self._new_stream(message)
+                elif isinstance(message, EncodedPacket):
+                    self._handle(message)
+        except (EOFError, OSError) as exc:
+            if not self._quit.is_set():
+                log.warning("live view %s: the worker ended the stream (%s)", self.camera_id,
+                            type(exc).__name__)
         finally:
+            self._video.close()
             self._put(None)
 
-    def _play(self, container: av.container.InputContainer) -> int:
-        """One pass over an opened stream; moves `_offset` past its end for the next one.
-        Returns how many pictures it read."""
-        stream = container.streams.video[0]
-        step = 1 / float(stream.average_rate or 25)
-        origin = (0.0 if stream.start_time is None
-                  else float(stream.start_time * time_base(stream)))
-        skip_until = self._seek_to_analysis(container, stream, origin)
-        first: float | None = None
-        last = self._offset
-        read = 0
-        for media_t, item in self._items(container, stream):
-            read += 1
-            if self._quit.is_set():
-                return read
-            if first is None:
-                # A live stream's clock starts anywhere; a file's at its first timestamp.
-                first = media_t if self.live else origin
-            t = self._offset + media_t - first
-            last = max(last, t)
-            if self._anchor is None:
-                self._anchor = time.monotonic() - t
-            if not self.live:
-                delay = self._anchor + t - time.monotonic()
-                if delay > 0 and self._quit.wait(delay):
-                    return read
-            if t < skip_until and not isinstance(item, av.Packet):
-                continue
-            if self._resync and isinstance(item, av.Packet) and not item.is_keyframe:
-                continue
-            item.pts = round(t * VIDEO_CLOCK)
-            item.time_base = VIDEO_TIME_BASE
-            # A dropped access unit breaks every picture up to the next keyframe.
-            self._resync = not self._put(item) and self.passthrough
-        self._offset = last + step
-        return read
+    def _new_stream(self, description: StreamDescription) -> None:
+        """The worker started a new stream: continue one frame after where the last ended."""
+        step = 1 / float(description.rate or 25)
+        if self._first is not None:
+            self._offset = self._last + step
+        self._first = None
+        self._description = description
+        self._decoder = None
 
-    def _seek_to_analysis(self, container: av.container.InputContainer,
-                          stream: av.video.stream.VideoStream, origin: float) -> float:
-        """Start a file where the analysis is, on the keyframe before it; returns the
-        analysis' time there (earlier pictures are sent at once, or dropped if decoded)."""
-        if self.live or self._anchor is not None or self._position is None:
-            return 0.0
-        now_t = self._position()
-        if now_t is None:
-            return 0.0
-        length = file_length(container, stream)
-        if length is None or length <= 0:
-            container.seek(0)
-            return 0.0
-        into = now_t % length
-        self._offset = now_t - into
-        self._anchor = time.monotonic() - now_t
-        container.seek(round((origin + into) / time_base(stream)), stream=stream, backward=True)
-        return now_t
+    def _handle(self, packet: EncodedPacket) -> None:
+        description = self._description
+        stamp = packet.stamp()
+        if stamp is None:
+            return
+        if self.passthrough:
+            if self._resync and not packet.keyframe:
+                return
+            out = av.Packet(packet.data)
+            out.is_keyframe = packet.keyframe
+            if self._emit(float(stamp * description.time_base), out):
+                self._resync = False
+            else:
+                # A dropped access unit breaks every picture up to the next keyframe.
+                self._resync = True
+            return
+        for frame in self._decode(packet, description):
+            if frame.pts is None or frame.time_base is None:
+                continue
+            self._emit(float(frame.pts * frame.time_base), _scaled(frame))
 
-    def _items(self, container: av.container.InputContainer,
-               stream: av.video.stream.VideoStream
-               ) -> Iterator[tuple[float, av.Packet | av.VideoFrame]]:
-        """(media seconds, packet or frame) in the order they are to be sent."""
-        annexb = _annexb_filter(stream) if self.passthrough else None
-        waiting_for_keyframe = True
-        for packet in container.demux(stream):
-            if packet.size == 0:
-                continue
-            if self.passthrough:
-                for out in annexb.filter(packet) if annexb is not None else [packet]:
-                    waiting_for_keyframe = waiting_for_keyframe and not out.is_keyframe
-                    stamp = out.pts if out.pts is not None else out.dts
-                    if waiting_for_keyframe or stamp is None:
-                        continue
-                    yield float(stamp * out.time_base), out
-                continue
-            try:
-                frames = packet.decode()
-            except av.FFmpegError:
-                continue
-            for frame in frames:
-                if frame.pts is None or frame.time_base is None:
-                    continue
-                seconds = float(frame.pts * frame.time_base)
-                if frame.width > MAX_TRANSCODE_WIDTH:
-                    scaled = round(frame.height * MAX_TRANSCODE_WIDTH / frame.width) // 2 * 2
-                    reformatted = frame.reformat(width=MAX_TRANSCODE_WIDTH, height=scaled)
-                    reformatted.pts, reformatted.time_base = frame.pts, frame.time_base
-                    frame = reformatted
-                yield seconds, frame
+    def _decode(self, packet: EncodedPacket,
+                description: StreamDescription) -> list[av.VideoFrame]:
+        if self._decoder is None:
+            decoder = cast(av.VideoCodecContext, av.CodecContext.create(description.codec, "r"))
+            if description.extradata:
+                decoder.extradata = description.extradata
+            self._decoder = decoder
+        data = av.Packet(packet.data)
+        data.pts, data.dts = packet.pts, packet.dts
+        data.time_base = description.time_base
+        try:
+            return self._decoder.decode(data)
+        except av.FFmpegError:
+            return []
+
+    def _emit(self, media_t: float, item: av.Packet | av.VideoFrame) -> bool:
+        """Hand `item` out when its time comes; False when the consumer fell behind."""
+        if self._first is None:
+            self._first = media_t
+        t = self._offset + media_t - self._first
+        self._last = max(self._last, t)
+        now = time.monotonic()
+        if self._anchor is None or now - (self._anchor + t) > MAX_LAG_S:
+            self._anchor = now - t
+        delay = self._anchor + t - now
+        if delay > 0 and self._quit.wait(delay):
+            return True
+        item.pts = round(t * VIDEO_CLOCK)
+        item.time_base = VIDEO_TIME_BASE
+        return self._put(item)
+
+
+def _scaled(frame: av.VideoFrame) -> av.VideoFrame:
+    if frame.width <= MAX_TRANSCODE_WIDTH:
+        return frame
+    height = round(frame.height * MAX_TRANSCODE_WIDTH / frame.width) // 2 * 2
+    return frame.reformat(width=MAX_TRANSCODE_WIDTH, height=height)
 
 
 class KeyframeGate(MediaStreamTrack):

@@ -15,6 +15,7 @@ from gridwatch.accounts.store import Accounts
 from gridwatch.alerts.incidents.evidence import EvidenceWriter
 from gridwatch.alerts.incidents.grid import Grid
 from gridwatch.alerts.store.incident_store import IncidentStore
+from gridwatch.ingest.packet_tap import EncodedPacket, StreamDescription
 from gridwatch.ingest.state import CameraHealth
 from gridwatch.settings.camera import CameraSettings
 
@@ -58,6 +59,27 @@ class Cameras(Protocol):
         """Someone is looking at the camera's picture: keep it coming at the full rate."""
 
 
+class LiveVideo(Protocol):
+    """One camera's encoded video as the worker that holds the camera streams it
+    (`gridwatch.worker.live.LiveLink`): a `StreamDescription` whenever a stream starts, then
+    its packets. The worker stops when it hears no keepalive for a few seconds."""
+
+    def receive(self, timeout: float) -> StreamDescription | EncodedPacket | None:
+        """The next message; None after `timeout`; EOFError once the stream ended."""
+
+    def keepalive(self) -> None:
+        """Tell the worker the viewer is still there (about every second)."""
+
+    def close(self) -> None: ...
+
+
+class LiveSources(Protocol):
+    """Where the live view gets a camera's video: from its worker, never from the camera."""
+
+    def open_live(self, camera_id: str) -> LiveVideo:
+        """Raises ConnectionError, naming the camera, when its worker is not running."""
+
+
 class WorkerView(Protocol):
     """One worker process as the metrics show it (`gridwatch.worker.supervisor.WorkerStatus`)."""
 
@@ -99,7 +121,7 @@ class MetricsSource(CameraHealthSource, Protocol):
     def worker_statuses(self) -> Sequence[WorkerView]: ...
 
 
-class ServiceView(CameraHealthSource, Cameras, Protocol):
+class ServiceView(CameraHealthSource, Cameras, LiveSources, Protocol):
     """What the API and the console need from the running service."""
 
     @property

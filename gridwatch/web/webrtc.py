@@ -1,14 +1,16 @@
 """Live view of a camera in the console over WebRTC (aiortc), with its detections alongside.
 
-The camera's own H.264 is passed through without re-encoding whenever the browser offers
-H.264 and the stream has no B-frames (`gridwatch.web.live_video`). Other streams (B-frames,
-another codec, a browser without H.264) are decoded and re-encoded by aiortc, which costs
-about half a core for 720p30; the console says which of the two it got.
+The video comes from the worker that holds the camera (`LiveSources.open_live`), never from
+a connection of this process. The camera's own H.264 is passed through without re-encoding
+whenever the browser offers H.264 and the stream has no B-frames
+(`gridwatch.web.live_video`). Other streams (B-frames, another codec, a browser without
+H.264) are decoded here and re-encoded by aiortc, which costs about half a core for 720p30;
+the console says which of the two it got.
 
-One reader per camera and mode is shared by every viewer through aiortc's `MediaRelay`, and
-stopped when the last viewer leaves. The browser opens a data channel; the camera's
-analysis results (boxes in analysis-frame pixels, with the frame's time and size) are sent
-on it as they are produced, and the page draws them over the video.
+One stream from the worker per camera and mode is shared by every viewer through aiortc's
+`MediaRelay`, and stopped when the last viewer leaves. The browser opens a data channel;
+the camera's analysis results (boxes in analysis-frame pixels, with the frame's time and
+size) are sent on it as they are produced, and the page draws them over the video.
 """
 
 from __future__ import annotations
@@ -21,7 +23,6 @@ import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Protocol
 
 from aiortc import (
@@ -38,18 +39,16 @@ from aiortc.sdp import SessionDescription
 from fastapi import APIRouter, HTTPException
 from pydantic import BaseModel, Field
 
-from gridwatch.demo import camera_options, resolve_url
-from gridwatch.settings.stream import StreamSettings
 from gridwatch.web.api.schemas import LiveAnswer
 from gridwatch.web.auth import CurrentUser
 from gridwatch.web.live_video import (
-    CameraTrack,
     KeyframeGate,
     LiveViewError,
     StreamInfo,
-    is_live_url,
-    probe,
+    WorkerTrack,
+    first_description,
 )
+from gridwatch.web.views import LiveSources
 
 log = logging.getLogger(__name__)
 
@@ -66,26 +65,18 @@ class LiveCamera(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class CameraSource:
-    """Where a camera's live view reads from, and the zones to draw over it."""
+    """The camera a live view shows, the zones to draw over it and where its analysis
+    results come from."""
 
     camera_id: str
-    url: str
-    options: StreamSettings
     grid_cell: str | None
     zones: list[dict[str, Any]]
     pipeline: LiveCamera | None
 
-    def analysis_position(self) -> float | None:
-        """Where the analysis is now, in its media seconds (None before its first frame)."""
-        result = self.pipeline.last_result if self.pipeline is not None else None
-        if not result:
-            return None
-        return result["t"] + max(0.0, time.time() - result["wall"])
-
 
 @dataclass(eq=False)
 class _Broadcast:
-    track: CameraTrack
+    track: WorkerTrack
     relay: MediaRelay
     info: StreamInfo
     viewers: int = 0
@@ -110,9 +101,10 @@ class Session:
 
 
 class LiveViews:
-    """The live-view sessions of one service: signalling, shared readers, metadata."""
+    """The live-view sessions of one service: signalling, shared streams, metadata."""
 
-    def __init__(self, max_sessions: int = MAX_SESSIONS) -> None:
+    def __init__(self, sources: LiveSources, max_sessions: int = MAX_SESSIONS) -> None:
+        self.sources = sources
         self.max_sessions = max_sessions
         self.sessions: dict[str, Session] = {}
         self._broadcasts: dict[tuple[str, bool], _Broadcast] = {}
@@ -203,22 +195,37 @@ class LiveViews:
         session.cleanups.append(source.pipeline.on_result(on_result))
 
     async def _join(self, source: CameraSource, browser_h264: bool) -> _Broadcast:
-        """The camera's running reader for this mode, or a new one; a camera already being
-        watched is not probed again (opening an RTSP stream takes about half a second)."""
+        """The camera's running stream for this mode, or a new one from its worker."""
         async with self._lock:
-            running = [b for (cam, _), b in self._broadcasts.items() if cam == source.camera_id]
-            info = (running[0].info if running
-                    else await asyncio.to_thread(probe, source.url, source.options))
-            passthrough = info.passthrough_refusal(browser_h264) is None
-            key = (source.camera_id, passthrough)
-            broadcast = self._broadcasts.get(key)
+            camera_id = source.camera_id
+            running = next((b for (cam, _), b in self._broadcasts.items()
+                            if cam == camera_id and b.track.readyState == "live"), None)
+            broadcast = None
+            if running is not None:
+                passthrough = running.info.passthrough_refusal(browser_h264) is None
+                broadcast = self._broadcasts.get((camera_id, passthrough))
             if broadcast is None or broadcast.track.readyState != "live":
-                track = CameraTrack(source.camera_id, source.url, source.options, passthrough,
-                                    source.analysis_position)
-                broadcast = _Broadcast(track, MediaRelay(), info)
-                self._broadcasts[key] = broadcast
+                broadcast = await self._open(camera_id, browser_h264)
             broadcast.viewers += 1
             return broadcast
+
+    async def _open(self, camera_id: str, browser_h264: bool) -> _Broadcast:
+        """A new stream of the camera from its worker (which waits for a keyframe)."""
+        try:
+            video = self.sources.open_live(camera_id)
+        except ConnectionError as exc:
+            raise LiveViewError(503, str(exc)) from None
+        try:
+            description = await asyncio.to_thread(first_description, camera_id, video)
+        except BaseException:
+            video.close()
+            raise
+        info = StreamInfo.of(description)
+        passthrough = info.passthrough_refusal(browser_h264) is None
+        broadcast = _Broadcast(WorkerTrack(camera_id, video, description, passthrough),
+                               MediaRelay(), info)
+        self._broadcasts[(camera_id, passthrough)] = broadcast
+        return broadcast
 
     def _leave(self, camera_id: str, broadcast: _Broadcast) -> None:
         broadcast.viewers -= 1
@@ -247,7 +254,7 @@ class LiveViews:
         await session.pc.close()
 
     def stats(self) -> list[dict[str, Any]]:
-        """Each running reader: how many watch it, and what it handed to aiortc (H.264
+        """Each running stream: how many watch it, and what it handed to aiortc (H.264
         packets sent as they are, or decoded frames aiortc had to encode)."""
         return [{"camera": camera, "mode": "passthrough" if passthrough else "transcode",
                  "viewers": b.viewers, "packets": b.track.packets, "frames": b.track.frames}
@@ -275,14 +282,10 @@ def _sent_codec(answer_sdp: str, transceiver: RTCRtpTransceiver) -> str | None:
     return None
 
 
-def camera_source(camera: Any, pipeline: LiveCamera | None, resolve: Callable[[str], str],
-                  options: StreamSettings) -> CameraSource:
+def camera_source(camera: Any, pipeline: LiveCamera | None) -> CameraSource:
     """The live-view source of a configured camera (`gridwatch.settings.CameraConfig`)."""
-    url = resolve(camera.url)
-    if not is_live_url(url) and not Path(url).exists():
-        raise LiveViewError(404, f"camera {camera.id}: stream file {url} is missing")
     zones = [{"id": z.id, "name": z.name, "polygon": z.polygon} for z in camera.zones]
-    return CameraSource(camera.id, url, options, camera.grid_cell, zones, pipeline)
+    return CameraSource(camera.id, camera.grid_cell, zones, pipeline)
 
 
 class OfferRequest(BaseModel):
@@ -303,8 +306,9 @@ def router(views: LiveViews, service: CameraLookup) -> APIRouter:
     @routes.post("/cameras/{camera_id}/webrtc", response_model=LiveAnswer, responses={
         404: {"description": "No such camera in scope"},
         422: {"description": "Not a usable offer"},
-        502: {"description": "The camera's stream cannot be opened"},
-        503: {"description": "Too many live views open"}})
+        502: {"description": "The camera's worker ended the stream before it started"},
+        503: {"description": "Too many live views open, or the camera's worker is down"},
+        504: {"description": "The camera's worker sent no video in time"}})
     async def offer(camera_id: str, body: OfferRequest, user: CurrentUser) -> dict[str, Any]:
         """Answer a WebRTC offer (one video section, receive-only, and a data channel for the
         detections). The answer says whether the camera's H.264 is passed through or
@@ -313,8 +317,7 @@ def router(views: LiveViews, service: CameraLookup) -> APIRouter:
         if pipeline is None or not user.can_see(pipeline.camera.grid_cell):
             raise HTTPException(404, f"camera {camera_id!r} not found")
         try:
-            source = camera_source(pipeline.camera, pipeline, resolve_url,
-                                   camera_options(pipeline.camera))
+            source = camera_source(pipeline.camera, pipeline)
             return await views.answer(source, RTCSessionDescription(body.sdp, body.type),
                                       owner=user.username)
         except LiveViewError as err:

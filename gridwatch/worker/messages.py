@@ -12,8 +12,9 @@ Two kinds of delivery, chosen by the sender from the message's type (`latest_slo
   newer message replaces one not yet sent, so a slow receiver costs a worker neither time
   nor memory.
 
-The other way, over a worker's control pipe, go `ControlMessage`s: `Stop`, and which
-cameras' previews someone is looking at (`WantPreviews`).
+The other way, over a worker's control pipe, go `ControlMessage`s: `Stop`, which
+cameras' previews someone is looking at (`WantPreviews`), and a request for a camera's live
+video with the pipe to stream it over (`StartLive`, `gridwatch.worker.live`).
 
 A new kind of message is a dataclass added to `WorkerMessage` (or `ControlMessage`), to
 `latest_slot` when a newer one may replace an unsent one, and to the receiver's dispatch
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from multiprocessing.connection import Connection
 from typing import Any, Protocol
 
 from gridwatch.detectors.events import Event
@@ -145,7 +147,16 @@ class WantPreviews:
     cameras: dict[str, float]
 
 
-ControlMessage = Stop | WantPreviews
+@dataclass(frozen=True, slots=True)
+class StartLive:
+    """Main process to worker: stream this camera's encoded packets over `conn` (a pipe of
+    its own, passed with the message) until it closes or its keepalives stop."""
+
+    camera: str
+    conn: Connection
+
+
+ControlMessage = Stop | WantPreviews | StartLive
 """Everything the main process tells a worker."""
 
 

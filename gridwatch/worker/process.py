@@ -30,6 +30,7 @@ from gridwatch.settings.model import ModelSettings
 from gridwatch.worker.messages import (
     Heartbeat,
     Hello,
+    StartLive,
     Stop,
     WantPreviews,
     WorkerMessage,
@@ -187,8 +188,8 @@ def _configure_process(spec: ShardSpec) -> None:
 
 def _serve(spec: ShardSpec, shard: CameraShard, out: PipeSender, control: Connection,
            stop: threading.Event) -> None:
-    """Send a heartbeat every `heartbeat_s` and obey the control pipe in between (`Stop`, or
-    `WantPreviews`), until told to stop or the main process is gone."""
+    """Send a heartbeat every `heartbeat_s` and obey the control pipe in between (`Stop`,
+    `WantPreviews`, `StartLive`), until told to stop or the main process is gone."""
     next_beat = time.monotonic()
     while not stop.is_set() and not out.broken.is_set():
         if time.monotonic() >= next_beat:
@@ -205,6 +206,8 @@ def _serve(spec: ShardSpec, shard: CameraShard, out: PipeSender, control: Connec
             return
         if isinstance(command, WantPreviews):
             shard.want_previews(command.cameras)
+        elif isinstance(command, StartLive):
+            shard.start_live(command.camera, command.conn)
         else:
             log.warning("worker %d: unknown control message %r ignored", spec.index, command)
 

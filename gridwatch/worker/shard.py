@@ -20,6 +20,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Protocol
 
@@ -42,6 +43,7 @@ from gridwatch.settings.model import ModelSettings
 from gridwatch.settings.stream import StreamSettings
 from gridwatch.worker.adaptive import ModeSwitch
 from gridwatch.worker.clips import Clip, ClipRecorder, packet_buffer
+from gridwatch.worker.live import LiveStreamer
 from gridwatch.worker.messages import (
     CameraReport,
     ClipWritten,
@@ -227,6 +229,27 @@ class ShardCamera:
             self.clips = ClipRecorder(packets, evidence, clips, on_ready=self._on_clip)
         self.preview = preview
         self._open: set[tuple[str, str]] = set()
+        self._live: set[LiveStreamer] = set()
+        self._live_lock = threading.Lock()
+
+    def start_live(self, conn: Connection) -> LiveStreamer:
+        """Stream this camera's packets over `conn` from the reader's next keyframe on."""
+        streamer = LiveStreamer(self.id, conn, on_end=self._live_ended)
+        with self._live_lock:
+            self._live.add(streamer)
+        streamer.start()
+        self.runner.packets.add(streamer)
+        return streamer
+
+    def _live_ended(self, streamer: LiveStreamer) -> None:
+        self.runner.packets.remove(streamer)
+        with self._live_lock:
+            self._live.discard(streamer)
+
+    @property
+    def live_streams(self) -> list[LiveStreamer]:
+        with self._live_lock:
+            return list(self._live)
 
     def _due(self, frame: Frame) -> bool:
         """On the reader thread: only frames due for analysis (`fps` per second of media
@@ -274,6 +297,8 @@ class ShardCamera:
 
     def stop(self) -> None:
         self.runner.stop()
+        for streamer in self.live_streams:
+            streamer.stop("the camera stopped")
         for event in self.analysis.finish():
             self.emit(event)
         if self.clips is not None:
@@ -350,6 +375,17 @@ class CameraShard:
             camera = self.cameras.get(camera_id)
             if camera is not None:
                 camera.preview.want(for_s)
+
+    def start_live(self, camera_id: str, conn: Connection) -> LiveStreamer | None:
+        """Stream a camera's live video over `conn`; a camera of another shard gets its
+        pipe closed at once, which its viewer reads as the end of the stream."""
+        camera = self.cameras.get(camera_id)
+        if camera is None:
+            log.warning("live video of %s asked of shard %d, which does not run it",
+                        camera_id, self.spec.index)
+            conn.close()
+            return None
+        return camera.start_live(conn)
 
     def _analyse(self) -> None:
         while not self._stopping.is_set():

@@ -13,6 +13,10 @@ The main process tells a worker which of its cameras' previews someone looks at
 (`want_previews`): the supervisor thread sends it, so a request never waits on a worker's
 pipe, and sends what still lasts again to a restarted worker.
 
+A camera's live video comes from its worker too (`open_live`): the main process makes a
+pipe for it and hands the worker one end in a `StartLive` message; nothing in this process
+ever opens a camera.
+
 Workers come from a fork server (the `forkserver` start method): forking a process that runs
 threads is unsafe, and the fork server imported the heavy modules once, so a restart does not
 pay seconds of imports.
@@ -35,7 +39,15 @@ from multiprocessing.process import BaseProcess
 from typing import Any
 
 from gridwatch.common.backoff import ExponentialBackoff
-from gridwatch.worker.messages import Heartbeat, Hello, Stop, WantPreviews, WorkerMessage
+from gridwatch.worker.live import LiveLink
+from gridwatch.worker.messages import (
+    Heartbeat,
+    Hello,
+    StartLive,
+    Stop,
+    WantPreviews,
+    WorkerMessage,
+)
 from gridwatch.worker.process import cpu_seconds, heartbeat, rss_bytes, worker_main
 from gridwatch.worker.shard import CameraShard, ShardSpec
 
@@ -159,6 +171,32 @@ class Supervisor:
                 if owner is not None:
                     self._wanted[camera] = max(self._wanted.get(camera, 0.0), now + for_s)
                     self._unsent.add(owner)
+
+    def open_live(self, camera_id: str) -> LiveLink:
+        """A live stream of the camera's packets from the worker that holds it; raises
+        ConnectionError, naming the camera and why, when that worker is not running."""
+        owner = self._owner.get(camera_id)
+        if owner is None:
+            raise ConnectionError(f"camera {camera_id}: no worker runs it")
+        worker = self._workers[owner]
+        with self._control_lock:
+            control, process = worker.control, worker.process
+            if (self._stopping.is_set() or control is None or process is None
+                    or not process.is_alive() or not worker.said_hello):
+                why = worker.down_reason or "it is starting"
+                raise ConnectionError(f"camera {camera_id}: its worker {owner} is not "
+                                      f"running ({why}); no live video until it is back")
+            mine, theirs = self._context.Pipe(duplex=True)
+            try:
+                control.send(StartLive(camera_id, theirs))
+            except OSError as exc:
+                mine.close()
+                raise ConnectionError(f"camera {camera_id}: its worker {owner} cannot be "
+                                      f"reached ({exc})") from None
+            finally:
+                # The worker gets its own copy of the descriptor with the message.
+                theirs.close()
+        return LiveLink(mine)
 
     def stop(self, timeout: float = 30.0) -> None:
         """Ask every worker to stop (they close their cameras' open events and send them),
@@ -406,6 +444,16 @@ class InProcessWorkers:
         shard is right here, so it hears it at once."""
         if self._shard is not None:
             self._shard.want_previews(wanted)
+
+    def open_live(self, camera_id: str) -> LiveLink:
+        """A live stream of the camera's packets from the shard right here, over a pipe as
+        from a worker process."""
+        shard = self._shard
+        if shard is None or self._stopping.is_set() or camera_id not in shard.cameras:
+            raise ConnectionError(f"camera {camera_id}: its shard is not running")
+        mine, theirs = mp.Pipe(duplex=True)
+        shard.start_live(camera_id, theirs)
+        return LiveLink(mine)
 
     def stop(self, timeout: float = 30.0) -> None:
         self._stopping.set()

@@ -1,9 +1,10 @@
 """The live view's WebRTC side, with an aiortc peer playing the browser.
 
-Real footage throughout: the boat clip as shared (with B-frames) and a camera-like copy of it
-(no B-frames). Passthrough is proved by the pictures themselves: every picture the peer
-decodes is bit-identical to a picture of the camera's own stream, which a re-encode would
-never give.
+The video comes from the real service's worker process, which holds the camera; this process
+opens no camera. Real footage throughout: the boat clip as shared (with B-frames) and a
+camera-like copy of it (no B-frames), and a real RTSP server. Passthrough is proved by the
+pictures themselves: every picture the peer decodes is bit-identical to a picture of the
+camera's own stream, which a re-encode would never give.
 """
 
 from __future__ import annotations
@@ -11,6 +12,9 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import os
+import signal
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,24 +26,47 @@ from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError
 
 from gridwatch.service import Service
-from gridwatch.settings.stream import StreamSettings
-from gridwatch.web.webrtc import CameraSource, LiveViewError, LiveViews
+from gridwatch.web.webrtc import CameraSource, LiveViewError, LiveViews, camera_source
 from tests.support.console import (
     NO_FISHING,
+    boat_camera,
     camera_like_copy,
     console_config,
     passthrough_camera,
 )
+from tests.support.rtsp import QUICK_STREAM, RtspTestServer
 
 pytest_plugins = ("tests.support.rtsp_fixtures",)
 
 BOAT = "fishing_boat_sea_640x360_30fps.mp4"
-LOOP = StreamSettings(loop=True, realtime=True)
 
 
 @pytest.fixture(scope="module")
 def camera_clip(footage_dir: Path) -> Path:
     return camera_like_copy(footage_dir / BOAT)
+
+
+@pytest.fixture(scope="module")
+def service(footage_dir: Path, models_dir: Path,
+            tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    """The real service, its two cameras in one worker process."""
+    config = console_config(tmp_path_factory.mktemp("live"), models_dir,
+                            [passthrough_camera(footage_dir), boat_camera()],
+                            workers={"count": 1})
+    running = Service(config)
+    running.start()
+    try:
+        wait_for(lambda: all(h.state.value == "online" for h in running.camera_health()), 60,
+                 "the cameras to stream in their worker")
+        yield running
+    finally:
+        running.stop()
+
+
+def source(service: Service, camera_id: str) -> CameraSource:
+    status = service.camera(camera_id)
+    assert status is not None
+    return camera_source(status.camera, status)
 
 
 def luma_digest(frame: av.VideoFrame) -> str:
@@ -50,12 +77,6 @@ def luma_digest(frame: av.VideoFrame) -> str:
 def clip_digests(path: Path) -> set[str]:
     with av.open(str(path)) as container:
         return {luma_digest(f) for f in container.decode(video=0)}
-
-
-def source(camera_id: str, url: Path, pipeline: Any = None) -> CameraSource:
-    zones = [{"id": NO_FISHING["id"], "name": NO_FISHING["name"],
-              "polygon": NO_FISHING["polygon"]}]
-    return CameraSource(camera_id, str(url), LOOP, "cell-river-01", zones, pipeline)
 
 
 class Viewer:
@@ -76,7 +97,7 @@ class Viewer:
         await self.pc.setRemoteDescription(RTCSessionDescription(answer["sdp"], answer["type"]))
         return answer
 
-    async def frames(self, count: int, timeout: float = 20.0) -> list[av.VideoFrame]:
+    async def frames(self, count: int, timeout: float = 30.0) -> list[av.VideoFrame]:
         track = await asyncio.wait_for(self.track, timeout)
         out: list[av.VideoFrame] = []
 
@@ -92,12 +113,25 @@ def run(coro: Any) -> Any:
     return asyncio.run(coro)
 
 
-def test_camera_h264_without_b_frames_reaches_the_viewer_bit_exact(camera_clip: Path):
+def established_clients(port: int) -> int:
+    """TCP connections accepted on `port` of this machine and still open (/proc/net/tcp:
+    the server's side of each has `port` as its local port, state 01)."""
+    count = 0
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        local_port = int(fields[1].rsplit(":", 1)[1], 16)
+        if local_port == port and fields[3] == "01":
+            count += 1
+    return count
+
+
+def test_camera_h264_without_b_frames_reaches_the_viewer_bit_exact(service: Service,
+                                                                   camera_clip: Path):
     async def scenario() -> tuple[dict[str, Any], list[av.VideoFrame], list[dict[str, Any]]]:
-        views = LiveViews()
+        views = LiveViews(service)
         viewer = Viewer()
         try:
-            answer = await viewer.call(views, source("river-pier", camera_clip))
+            answer = await viewer.call(views, source(service, "river-pier"))
             frames = await viewer.frames(45)
             return answer, frames, views.stats()
         finally:
@@ -112,19 +146,17 @@ def test_camera_h264_without_b_frames_reaches_the_viewer_bit_exact(camera_clip: 
     assert {(f.width, f.height) for f in frames} == {(640, 360)}
     original = clip_digests(camera_clip)
     assert all(luma_digest(f) in original for f in frames), "a picture was re-encoded"
-    [reader] = stats
-    assert reader["mode"] == "passthrough" and reader["frames"] == 0
-    assert reader["packets"] >= 45
+    [stream] = stats
+    assert stream["mode"] == "passthrough" and stream["frames"] == 0
+    assert stream["packets"] >= 45
 
 
-def test_stream_with_b_frames_is_reencoded_and_says_why(footage_dir: Path):
-    clip = footage_dir / BOAT
-
+def test_stream_with_b_frames_is_decoded_here_and_reencoded_and_says_why(service: Service):
     async def scenario() -> tuple[dict[str, Any], list[av.VideoFrame], list[dict[str, Any]]]:
-        views = LiveViews()
+        views = LiveViews(service)
         viewer = Viewer()
         try:
-            answer = await viewer.call(views, source("river-boat", clip))
+            answer = await viewer.call(views, source(service, "river-boat"))
             frames = await viewer.frames(20)
             return answer, frames, views.stats()
         finally:
@@ -137,31 +169,20 @@ def test_stream_with_b_frames_is_reencoded_and_says_why(footage_dir: Path):
     assert answer["source"]["b_frames"] is True
     assert answer["codec"] == "H264", "H.264 stays preferred when aiortc has to encode"
     assert {(f.width, f.height) for f in frames} == {(640, 360)}
-    [reader] = stats
-    assert reader["mode"] == "transcode" and reader["packets"] == 0 and reader["frames"] >= 20
+    [stream] = stats
+    assert stream["mode"] == "transcode" and stream["packets"] == 0 and stream["frames"] >= 20
 
 
-@pytest.fixture
-def boat_pipeline(footage_dir: Path, models_dir: Path, tmp_path: Path) -> Iterator[Any]:
-    """The camera's real analysis (ingest, detector, rules) in the real service."""
-    service = Service(console_config(tmp_path, models_dir, [passthrough_camera(footage_dir)]))
-    service.start()
-    try:
-        yield service.camera("river-pier")
-    finally:
-        service.stop()
-
-
-def test_detections_travel_beside_the_video_with_frame_time_and_size(boat_pipeline: Any,
-                                                                       camera_clip: Path):
+def test_detections_travel_beside_the_video_with_frame_time_and_size(service: Service):
     async def scenario() -> list[dict[str, Any]]:
-        views = LiveViews()
+        views = LiveViews(service)
         viewer = Viewer()
         try:
-            await viewer.call(views, source("river-pier", camera_clip, boat_pipeline))
+            await viewer.call(views, source(service, "river-pier"))
             await viewer.frames(10)
-            for _ in range(100):
-                if sum('"detections"' in m for m in viewer.messages) >= 5:
+            for _ in range(400):
+                results = [m for m in viewer.messages if '"type": "detections"' in m]
+                if len(results) >= 5 and any('"cls": "boat"' in m for m in results):
                     break
                 await asyncio.sleep(0.1)
             return [json.loads(m) for m in viewer.messages]
@@ -184,11 +205,11 @@ def test_detections_travel_beside_the_video_with_frame_time_and_size(boat_pipeli
     assert 0 <= x1 < x2 <= 640 and 0 <= y1 < y2 <= 360
 
 
-def test_last_viewer_leaving_stops_the_cameras_reader(camera_clip: Path):
+def test_last_viewer_leaving_stops_the_stream_from_the_worker(service: Service):
     async def scenario() -> tuple[int, int, list[dict[str, Any]], bool]:
-        views = LiveViews()
+        views = LiveViews(service)
         first, second = Viewer(), Viewer()
-        camera = source("river-pier", camera_clip)
+        camera = source(service, "river-pier")
         one = await first.call(views, camera)
         two = await second.call(views, camera)
         await first.frames(5)
@@ -208,19 +229,20 @@ def test_last_viewer_leaving_stops_the_cameras_reader(camera_clip: Path):
             await viewer.pc.close()
         return len(shared), still, views.stats(), ended
 
-    readers, viewers_after_one_left, after, ended = run(scenario())
-    assert readers == 1, "two viewers of a camera share one reader"
+    streams, viewers_after_one_left, after, ended = run(scenario())
+    assert streams == 1, "two viewers of a camera share one stream from its worker"
     assert viewers_after_one_left == 1
     assert after == [] and ended
 
 
-def test_offer_without_video_is_refused_with_the_reason(camera_clip: Path):
+def test_offer_without_video_is_refused_with_the_reason(service: Service):
     async def scenario() -> LiveViewError:
         pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         pc.createDataChannel("detections")
         await pc.setLocalDescription(await pc.createOffer())
         try:
-            await LiveViews().answer(source("river-pier", camera_clip), pc.localDescription)
+            await LiveViews(service).answer(source(service, "river-pier"),
+                                            pc.localDescription)
         except LiveViewError as err:
             return err
         finally:
@@ -231,25 +253,87 @@ def test_offer_without_video_is_refused_with_the_reason(camera_clip: Path):
     assert err.status == 422 and "no video section" in str(err)
 
 
-@pytest.mark.rtsp
-def test_rtsp_camera_is_passed_through_bit_exact(rtsp_server: Any, rtsp_clip: Path):
-    """The production case: a real RTSP camera (Annex B with SPS/PPS in the SDP)."""
-    camera = CameraSource("rtsp-cam", rtsp_server.url("cam"), StreamSettings(), "cell-river-01",
-                          [], None)
+@pytest.fixture
+def rtsp_service(request: pytest.FixtureRequest, make_rtsp_server: Any, models_dir: Path,
+                 tmp_path: Path) -> Iterator[tuple[Service, RtspTestServer]]:
+    """A private RTSP camera (no other client) watched by the service's worker process;
+    the test's `workers` marker adds worker settings."""
+    server = make_rtsp_server()
+    marker = request.node.get_closest_marker("workers")
+    workers = {"count": 1, **(marker.kwargs if marker else {})}
+    config = console_config(tmp_path, models_dir, [
+        {"id": "rtsp-cam", "url": server.url("cam"), "grid_cell": "cell-river-01",
+         "stream": QUICK_STREAM}], workers=workers)
+    running = Service(config)
+    running.start()
+    try:
+        yield running, server
+    finally:
+        running.stop()
 
-    async def scenario() -> tuple[dict[str, Any], list[av.VideoFrame], list[dict[str, Any]]]:
-        views = LiveViews()
+
+def wait_for(predicate: Any, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.mark.rtsp
+def test_rtsp_camera_is_passed_through_bit_exact_over_the_workers_one_connection(
+        rtsp_service: tuple[Service, RtspTestServer], rtsp_clip: Path):
+    """The production case: the RTSP camera's only client is its worker, and the browser
+    sees that connection's packets, bit-exact."""
+    service, server = rtsp_service
+    wait_for(lambda: service.camera_health()[0].state.value == "online", 30, "the worker")
+    assert established_clients(server.port) == 1, "the worker holds one connection"
+
+    async def scenario() -> tuple[dict[str, Any], list[av.VideoFrame], list[dict[str, Any]],
+                                  int]:
+        views = LiveViews(service)
         viewer = Viewer()
         try:
-            answer = await viewer.call(views, camera)
+            answer = await viewer.call(views, source(service, "rtsp-cam"))
             frames = await viewer.frames(30)
-            return answer, frames, views.stats()
+            clients = established_clients(server.port)
+            return answer, frames, views.stats(), clients
         finally:
             await viewer.pc.close()
             await views.close_all()
 
-    answer, frames, stats = run(scenario())
+    answer, frames, stats, clients_while_watched = run(scenario())
     assert answer["mode"] == "passthrough" and answer["codec"] == "H264"
     original = clip_digests(rtsp_clip)
     assert all(luma_digest(f) in original for f in frames), "a picture was re-encoded"
     assert stats[0]["frames"] == 0 and stats[0]["packets"] >= 30
+    assert clients_while_watched == 1, "the live view opened no second camera connection"
+
+
+@pytest.mark.rtsp
+@pytest.mark.workers(restart_backoff_initial_s=30, restart_backoff_max_s=30)
+def test_live_view_of_a_camera_whose_worker_is_down_says_so(
+        rtsp_service: tuple[Service, RtspTestServer]):
+    service, _server = rtsp_service
+    wait_for(lambda: service.camera_health()[0].state.value == "online", 30, "the worker")
+    [worker] = service.worker_statuses()
+    assert worker.pid is not None
+    os.kill(worker.pid, signal.SIGKILL)
+    wait_for(lambda: service.worker_statuses()[0].down_reason is not None, 10,
+             "the worker's death")
+
+    async def scenario() -> LiveViewError:
+        viewer = Viewer()
+        try:
+            await viewer.call(LiveViews(service), source(service, "rtsp-cam"))
+        except LiveViewError as err:
+            return err
+        finally:
+            await viewer.pc.close()
+        raise AssertionError("a camera whose worker is down was answered")
+
+    err = run(scenario())
+    assert err.status == 503
+    assert "camera rtsp-cam: its worker 0 is not running" in str(err)
+    assert "SIGKILL" in str(err)

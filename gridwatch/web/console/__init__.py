@@ -37,7 +37,7 @@ mimetypes.add_type("text/javascript", ".js")
 def build(service: ServiceView, *, recheck_s: float = live_feed.RECHECK_S) -> APIRouter:
     """`recheck_s`: how often an open event stream checks that its session still holds."""
     feed = live_feed.LiveFeed(service.store, service.camera_health, recheck_s=recheck_s)
-    views = webrtc.LiveViews()
+    views = webrtc.LiveViews(service)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
