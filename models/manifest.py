@@ -52,14 +52,18 @@ class ModelSpec(FrozenSettings):
 class ManifestEntry(ModelSpec):
     """A spec plus where its weights come from and the checksum that makes them trustworthy.
 
-    Weights come from `url`, or are made from another entry's verified weights
-    (`derived_from`, see `gridwatch.models.weights.dynamic_copy`): either way `sha256` pins
-    the result."""
+    Weights come from `url`, are made from another entry's verified weights
+    (`derived_from`, see `gridwatch.models.weights.dynamic_copy`), or ship with the package in
+    `gridwatch/models/weights/` (`bundled`, for weights this project trained): either way
+    `sha256` pins the result."""
 
     file: OnnxFileName
     url: HttpUrl | None = None
     derived_from: str | None = Field(
         None, description="Entry whose graph is copied with a dynamic batch and input size"
+    )
+    bundled: bool = Field(
+        False, description="The file ships in the package's models/weights/ folder"
     )
     sha256: Sha256
     bytes: PositiveInt
@@ -71,8 +75,10 @@ class ManifestEntry(ModelSpec):
 
     @model_validator(mode="after")
     def _one_origin(self) -> ManifestEntry:
-        if (self.url is None) == (self.derived_from is None):
-            raise ValueError("give either url (downloaded) or derived_from (made locally)")
+        origins = (self.url is not None) + (self.derived_from is not None) + self.bundled
+        if origins != 1:
+            raise ValueError("give one of url (downloaded), derived_from (made locally) or "
+                             "bundled: true (shipped in models/weights/)")
         return self
 
 

@@ -3,8 +3,9 @@
 Weights are only ever used after their sha256 matches the manifest (see `gridwatch.models.fetch`): a
 truncated download or a swapped file would otherwise give silently wrong detections.
 
-Lookup order, first hit wins: the configured model folder, $GRIDWATCH_MODEL_DIR, the shared
-models folder ($GRIDWATCH_SHARED_MODELS or <repo>/../shared/models), then the user cache
+Lookup order, first hit wins: the package's own models/weights/ (for a `bundled` entry), the
+configured model folder, $GRIDWATCH_MODEL_DIR, the shared models folder
+($GRIDWATCH_SHARED_MODELS or <repo>/../shared/models), then the user cache
 ($GRIDWATCH_CACHE_DIR/models or ~/.cache/gridwatch/models). A missing file is downloaded into the
 configured folder (else $GRIDWATCH_MODEL_DIR, else the cache) unless $GRIDWATCH_OFFLINE is set;
 a `derived_from` entry is instead made into the cache from its origin's verified file.
@@ -23,6 +24,7 @@ from gridwatch.models.manifest import Manifest, ManifestEntry, load_manifest
 log = logging.getLogger(__name__)
 
 REPO_DIR = Path(__file__).resolve().parent.parent
+BUNDLED_DIR = Path(__file__).resolve().parent / "weights"
 
 
 def resolve_weights(
@@ -40,7 +42,7 @@ def resolve_weights(
     if is_path_like(name_or_path):
         return _check_local_file(Path(name_or_path), manifest)
     entry = manifest.get(str(name_or_path))
-    dirs = search_dirs(model_dir)
+    dirs = [BUNDLED_DIR, *search_dirs(model_dir)] if entry.bundled else search_dirs(model_dir)
     for folder in dirs:
         candidate = folder / entry.file
         if candidate.is_file():
