@@ -62,11 +62,12 @@ class IllegalFishingPresetSettings(RuleCommonSettings):
 
 
 class DiggingMachinesSettings(PresenceConditionSettings):
-    """Heavy vehicles or vessels working in the bank zone (COCO truck and boat; a custom
-    model's excavator and dredger)."""
+    """Machines or vessels working in the bank zone: the bundled excavator model's
+    `excavator` (earth-moving machines), COCO `truck` and `boat`, and an operator-trained
+    model's `dredger`; classes the running model does not know are ignored."""
 
     classes: list[str] = Field(
-        default_factory=lambda: ["truck", "boat", "excavator", "dredger"], min_length=1,
+        default_factory=lambda: ["excavator", "truck", "boat", "dredger"], min_length=1,
     )
     min_dwell_s: float = Field(default=300.0, ge=0)
 
