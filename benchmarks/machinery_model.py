@@ -1,7 +1,8 @@
 """The fine-tuned excavator model against the COCO model it came from; prints one JSON object.
 
 - `machinery`: ../shared/datasets/construction_machinery, class 8 (earth-moving machines), on the
-  validation split the training script never saw (and the development split, for reference).
+  harness's validation split (benchmarks/labels/splits/), which the training script never saw,
+  and on the development split it trained on, for reference.
   The fine-tuned model is scored on its `excavator` class; the COCO baseline on the classes it
   gives machines (car, truck, bus, motorcycle, train) merged into one machine class. Recall and
   precision at the operating score (greedy matching at IoU >= 0.5, highest score first) and AP50
@@ -9,7 +10,9 @@
 - `boats` (shore_boats, class 2 against `boat`) and `pedestrians` (MOT17-09 frames 1-4, scored as
   benchmarks/accuracy.py scores them): the COCO outputs the fine-tune must not have made worse.
 
-All whole-frame, one inference an image, through the service's detector backend.
+All whole-frame, one inference an image, through the service's detector backend. `detect_ms`:
+median wall time of one `detect` on a 640x640 still, 1 thread, both models in turn in this run
+(compare the ratio, not the absolute figure, on a shared machine).
 
 Usage: nice -n 10 .venv/bin/python benchmarks/machinery_model.py [--conf 0.5]
 """
@@ -17,9 +20,10 @@ Usage: nice -n 10 .venv/bin/python benchmarks/machinery_model.py [--conf 0.5]
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
+import statistics
 import sys
+import time
 from pathlib import Path
 
 import cv2
@@ -37,13 +41,13 @@ REPO = Path(__file__).resolve().parent.parent
 DATASETS = REPO.parent / "shared" / "datasets"
 BASELINE, TUNED = "yolox_nano_coco_416", "yolox_nano_excavator_416"
 COCO_MACHINES = ("car", "truck", "bus", "motorcycle", "train")
-VALIDATION_PERCENT = 35
+SPLIT_FILE = Path(__file__).resolve().parent / "labels" / "splits" / "construction_machinery.txt"
 IOU = 0.5
 
 
-def is_validation(image_name: str) -> bool:
-    """The split scripts/train_excavator.py trained by (it used only the other images)."""
-    return int(hashlib.sha1(image_name.encode()).hexdigest(), 16) % 100 < VALIDATION_PERCENT
+def validation_names() -> set[str]:
+    return {line.strip() for line in SPLIT_FILE.read_text().splitlines()
+            if line.strip() and not line.startswith("#")}
 
 
 def yolo_boxes(label_file: Path, cls: int, width: int, height: int) -> np.ndarray:
@@ -119,14 +123,26 @@ def score_mot(detector: Detector, conf: float) -> dict[str, float | int]:
             "precision": round(hits / max(hits + false, 1), 3)}
 
 
+def detect_ms(name: str, image: np.ndarray, runs: int = 40) -> float:
+    detector = create_detector(name, threads=1)
+    detector.detect(image)
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        detector.detect(image)
+        times.append(time.perf_counter() - start)
+    return round(statistics.median(times) * 1000, 2)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--conf", type=float, default=0.5)
     args = parser.parse_args()
     machinery = DATASETS / "construction_machinery"
     all_images = sorted((machinery / "images").iterdir())
-    splits = {"val": [p for p in all_images if is_validation(p.name)],
-              "dev": [p for p in all_images if not is_validation(p.name)]}
+    validation = validation_names()
+    splits = {"val": [p for p in all_images if p.name in validation],
+              "dev": [p for p in all_images if p.name not in validation]}
     boats = DATASETS / "shore_boats"
     boat_images = sorted((boats / "images").iterdir())
     result: dict[str, object] = {"conf": args.conf, "iou": IOU}
@@ -142,6 +158,11 @@ def main() -> None:
                                class_ids(detector.names, ["boat"]), args.conf),
             "pedestrians_mot17_09": score_mot(detector, args.conf),
         }
+    still = cv2.imread(str(splits["val"][0]))
+    rounds = [{name: detect_ms(name, still) for name in (BASELINE, TUNED)} for _ in range(2)]
+    costs = {name: min(r[name] for r in rounds) for name in (BASELINE, TUNED)}
+    result["detect_ms"] = costs
+    result["detect_cost_ratio"] = round(costs[TUNED] / costs[BASELINE], 3)
     print(json.dumps(result))
 
 

@@ -15,16 +15,18 @@ move only where a machine is seen.
 Positives are assigned per machine box like YOLOX's SimOTA, simplified: cells whose centre lies
 in the box and near its centre, ranked by the IoU of the frozen model's own box there, top
 dynamic-k kept; other in-box cells with a good box are ignored, all remaining cells are
-negatives. Each development image is seen at full and at a smaller scale (on the grey
-letterbox canvas), each also mirrored. Data: ../shared/datasets/construction_machinery, class 8
-(machinery), development split only (validation = sha1 of the image file name mod 100 < 35).
+negatives. Each development image is seen as it is and mirrored. Data:
+../shared/datasets/construction_machinery, class 8 (machinery), development split only: the
+images not listed in the harness's validation split, benchmarks/labels/splits/
+construction_machinery.txt (gridwatch/evaluation/splits.py).
 
 Needs the `train` extra (torch, onnx). Usage, from the repository root:
 
     nice -n 10 .venv/bin/python scripts/train_excavator.py \
         --data ../shared/datasets/construction_machinery \
         --base ../shared/models/yolox_nano_coco_416.onnx \
-        --out models/weights/yolox_nano_excavator_416.onnx
+        --out models/weights/yolox_nano_excavator_416.onnx \
+        --validation benchmarks/labels/splits/construction_machinery.txt
 """
 
 from __future__ import annotations
@@ -48,16 +50,15 @@ from torch import nn
 SIZE = 416
 STRIDES = (8, 16, 32)
 MACHINE_CLASS = 8
-VALIDATION_PERCENT = 35
 HIDDEN = 32
-SCALES = (1.0, 0.6)
+SCALES = (1.0,)
 BOX_LOSS_WEIGHT = 2.0
 SEED = 20260
 
 
-def is_validation(image_name: str) -> bool:
-    """The fixed split: a hash of the file name, stable across machines and file orders."""
-    return int(hashlib.sha1(image_name.encode()).hexdigest(), 16) % 100 < VALIDATION_PERCENT
+def validation_names(split_file: Path) -> set[str]:
+    return {line.strip() for line in split_file.read_text().splitlines()
+            if line.strip() and not line.startswith("#")}
 
 
 @dataclass(frozen=True)
@@ -174,14 +175,15 @@ def assign(pred: np.ndarray, gts: np.ndarray, offsets: np.ndarray,
 Sample = tuple[list[np.ndarray], np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 
 
-def load_samples(data: Path, session: ort.InferenceSession, taps: list[HeadTaps]) -> list[Sample]:
+def load_samples(data: Path, validation: set[str], session: ort.InferenceSession,
+                 taps: list[HeadTaps]) -> list[Sample]:
     """Per view of every development image: cached branch inputs (per stride), the frozen raw
     boxes, targets, weights and box targets."""
     offsets, strides = grid_centres()
     names = [o.name for o in session.get_outputs()]
     samples = []
     for image_path in sorted((data / "images").iterdir()):
-        if is_validation(image_path.name):
+        if image_path.name in validation:
             continue
         original = cv2.imread(str(image_path))
         for scale, flip in ((scale, flip) for scale in SCALES for flip in (False, True)):
@@ -329,20 +331,24 @@ def main() -> None:
     parser.add_argument("--data", type=Path, required=True)
     parser.add_argument("--base", type=Path, required=True)
     parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--epochs", type=int, default=40)
+    parser.add_argument("--validation", type=Path, required=True,
+                        help="the validation split's file names, never trained on")
+    parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--batch", type=int, default=16)
     args = parser.parse_args()
     torch.set_num_threads(2)
     started = time.monotonic()
     taps = head_taps(onnx.load(str(args.base)))
-    samples = load_samples(args.data, feature_session(args.base, taps), taps)
+    validation = validation_names(args.validation)
+    samples = load_samples(args.data, validation, feature_session(args.base, taps), taps)
     cached = time.monotonic()
     branch = train(samples, args.epochs, args.batch)
     graft(args.base, taps, branch.eval(), args.out)
     data = args.out.read_bytes()
     print(json.dumps({
         "out": str(args.out), "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest(),
-        "train_views": len(samples), "feature_s": round(cached - started, 1),
+        "train_views": len(samples), "validation_images": len(validation),
+        "feature_s": round(cached - started, 1),
         "train_s": round(time.monotonic() - cached, 1),
     }))
 

@@ -13,6 +13,7 @@ import yaml
 
 from gridwatch.models.errors import ManifestError, UnknownModelError
 from gridwatch.models.manifest import MANIFEST_PATH, get_model_spec, load_manifest
+from gridwatch.models.weights import BUNDLED_DIR, resolve_weights
 
 MODEL_NAMES = ["yolox_nano_coco_416", "yolov8n_coco_640_int8"]
 
@@ -21,7 +22,9 @@ def test_manifest_lists_both_shipped_models_with_licence_and_format() -> None:
     manifest = load_manifest()
     # yolox_nano_coco_320 is made locally from yolox_nano_coco_416
     # (tests/models/test_models_export.py).
-    assert sorted(manifest.models) == sorted([*MODEL_NAMES, "yolox_nano_coco_320"])
+    assert sorted(manifest.models) == sorted(
+        [*MODEL_NAMES, "yolox_nano_coco_320", "yolox_nano_excavator_416"]
+    )
     yolox, yolov8 = (get_model_spec(n) for n in MODEL_NAMES)
     assert (yolox.licence, yolox.output_format) == ("Apache-2.0", "yolox")
     assert (yolox.input_size, yolox.input_colour, yolox.input_range) == ((416, 416), "bgr", "0-255")
@@ -94,3 +97,14 @@ def test_manifest_that_is_not_yaml_gives_a_clear_error(tmp_path: Path) -> None:
     path.write_text("models: [unclosed\n")
     with pytest.raises(ManifestError, match="not valid YAML"):
         load_manifest(path)
+
+
+def test_bundled_excavator_model_ships_in_the_package_and_matches_its_pin() -> None:
+    spec = get_model_spec("yolox_nano_excavator_416")
+    path = resolve_weights(spec.name, download=False)
+    data = path.read_bytes()
+    assert path.parent == BUNDLED_DIR
+    assert (hashlib.sha256(data).hexdigest(), len(data)) == (spec.sha256, spec.bytes)
+    assert spec.bundled and spec.url is None and spec.licence.startswith("Apache-2.0")
+    assert len(spec.names) == 81 and spec.names[80] == "excavator"
+    assert spec.names[:80] == get_model_spec("yolox_nano_coco_416").names
