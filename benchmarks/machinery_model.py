@@ -21,8 +21,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
-import sys
 import time
 from pathlib import Path
 
@@ -33,11 +33,10 @@ from supervision.metrics import MeanAveragePrecision
 
 from gridwatch.detectors.backends.base import Detector, class_ids
 from gridwatch.detectors.backends.factory import create_detector
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from accuracy import FOOTAGE, load_mot_gt, score_mot_frame
+from gridwatch.evaluation.mot import load_mot_gt, score_mot_frame
 
 REPO = Path(__file__).resolve().parent.parent
+FOOTAGE = Path(os.environ.get("GRIDWATCH_FOOTAGE_DIR", REPO.parent / "shared" / "footage"))
 DATASETS = REPO.parent / "shared" / "datasets"
 BASELINE, TUNED = "yolox_nano_coco_416", "yolox_nano_excavator_416"
 COCO_MACHINES = ("car", "truck", "bus", "motorcycle", "train")
