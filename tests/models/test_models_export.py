@@ -120,7 +120,7 @@ def test_derived_manifest_model_is_made_in_the_cache_verified_and_runs_at_320(
     ("change", "message"),
     [
         ({"derived_from": "yolo_imaginary"}, r"yolox_nano_coco_320\.derived_from"),
-        ({"url": "https://example.org/x.onnx"}, "either url .* or derived_from"),
+        ({"url": "https://example.org/x.onnx"}, "give one of url .* derived_from"),
     ],
 )
 def test_derived_entries_must_name_a_downloaded_model_and_have_no_url(
