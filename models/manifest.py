@@ -35,18 +35,41 @@ BackendName = Literal["onnxruntime", "openvino", "ultralytics"]
 DEFAULT_BACKEND: BackendName = "onnxruntime"
 
 
+# Heads a backend can decode: raw YOLO grids (decoded and de-duplicated by NMS here), or the
+# finished box list of a DETR-style graph (DEIMv2: labels, boxes, scores; no NMS).
+OutputFormat = Literal["yolox", "yolov8", "deimv2"]
+# How a frame is fitted into the input: letterboxed (aspect kept, padded; placement of the
+# image on the canvas) or stretched to the whole input, as the model was trained.
+Resize = Literal["top_left", "centre", "stretch"]
+#: Output formats whose graphs were trained on stretched images, and only on those.
+STRETCHED_FORMATS = frozenset({"deimv2"})
+
+
 class ModelSpec(FrozenSettings):
     """How to run one graph: everything a backend needs to letterbox, normalise and decode."""
 
     name: str
     file: str
     input_size: tuple[PositiveInt, PositiveInt] = Field(description="(width, height)")
-    output_format: Literal["yolox", "yolov8"]
+    output_format: OutputFormat
     input_colour: Literal["bgr", "rgb"]
     input_range: Literal["0-255", "0-1"]
-    letterbox: Literal["top_left", "centre"]
+    letterbox: Resize
     pad_value: int = Field(default=114, ge=0, le=255)
     names: tuple[str, ...] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _resize_fits_head(self) -> ModelSpec:
+        """A DETR graph fed a letterboxed image (or a YOLO graph a stretched one) runs, and
+        returns boxes that are quietly off: refuse the combination when the entry is read."""
+        stretched = self.output_format in STRETCHED_FORMATS
+        if stretched != (self.letterbox == "stretch"):
+            wanted = "stretch" if stretched else "top_left or centre"
+            raise ValueError(
+                f"letterbox: {self.output_format} graphs take letterbox {wanted}, "
+                f"got {self.letterbox!r}"
+            )
+        return self
 
 
 class ManifestEntry(ModelSpec):

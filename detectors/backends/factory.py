@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from gridwatch.detectors.backends.base import Detector, UnknownBackendError
+from gridwatch.detectors.backends.detr_backend import DetrDetector
 from gridwatch.detectors.backends.onnx_backend import OnnxDetector
 from gridwatch.detectors.backends.openvino_backend import OpenVinoDetector
 from gridwatch.detectors.backends.ultralytics_backend import UltralyticsDetector
@@ -27,11 +28,17 @@ from gridwatch.models.weights import is_path_like, resolve_weights
 from gridwatch.settings.model import ModelSettings
 
 BackendBuilder = Callable[..., Detector]
+#: Heads run by `DetrDetector` (post-processing inside the graph); the others by `OnnxDetector`.
+DETR_FORMATS = frozenset({"deimv2"})
 
 
 def _onnxruntime(
     spec: ModelSpec | None, weights: Path, manifest: Manifest, **options: Any
 ) -> Detector:
+    if spec is not None and spec.output_format in DETR_FORMATS:
+        # The graph returns its final boxes: there is no NMS to tune.
+        options.pop("nms_iou", None)
+        return DetrDetector(spec, weights, **options)
     return OnnxDetector(spec, weights, class_lists=manifest.class_lists.values(), **options)
 
 

@@ -1,5 +1,6 @@
 """Letterboxing: fit any frame into the model's fixed input without distorting it, and map boxes
-back to the frame exactly.
+back to the frame exactly. `stretch` fills the whole input instead, aspect not kept, for graphs
+trained that way (DETR-style models).
 
 The canvas is allocated once per detector and the pad area is only repainted when the source
 size changes: cameras keep their resolution, so the hot path is one resize into a fixed ROI.
@@ -13,7 +14,7 @@ from typing import Literal
 import cv2
 import numpy as np
 
-Placement = Literal["top_left", "centre"]
+Placement = Literal["top_left", "centre", "stretch"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +59,8 @@ class LetterboxGeometry:
 def letterbox_geometry(
     src_w: int, src_h: int, dst_w: int, dst_h: int, placement: Placement
 ) -> LetterboxGeometry:
+    if placement == "stretch":
+        return LetterboxGeometry(src_w, src_h, dst_w, dst_h, 0, 0)
     ratio = min(dst_w / src_w, dst_h / src_h)
     width = min(dst_w, max(1, round(src_w * ratio)))
     height = min(dst_h, max(1, round(src_h * ratio)))

@@ -48,13 +48,18 @@ class OnnxDetector:
         class names then come from Ultralytics metadata or a class list of the right length."""
         if threads < 1:
             raise ValueError(f"threads must be >= 1, got {threads}")
-        self.session = _open_session(weights, threads, spinning)
+        self.session = open_session(weights, threads, spinning)
         self.spec = spec or spec_from_graph(self.session, weights, class_lists)
         self.names = list(self.spec.names)
         self.input_size = self.spec.input_size
         self.conf = conf
         self.nms_iou = nms_iou
         self.max_detections = max_detections
+        if self.spec.output_format not in DECODERS:
+            raise ModelMismatchError(
+                f"model {self.spec.name!r} ({weights}) has a {self.spec.output_format} head, "
+                f"which this backend does not decode; it decodes {', '.join(DECODERS)}"
+            )
         self.decoder: Decoder = DECODERS[self.spec.output_format](self.spec.input_size)
         _check_graph(self.session, self.spec, self.decoder, weights)
         self._input_name = self.session.get_inputs()[0].name
@@ -64,8 +69,6 @@ class OnnxDetector:
         )
         width, height = self.spec.input_size
         self.input_tensor = np.empty((1, 3, height, width), dtype=np.float32)
-        self._swap_rb = self.spec.input_colour == "rgb"
-        self._scale = np.float32(1 / 255) if self.spec.input_range == "0-1" else None
         self._class_index: dict[frozenset[int], np.ndarray] = {}
         log.info(
             "loaded %s (%s, %dx%d) from %s with %d thread(s)",
@@ -80,8 +83,8 @@ class OnnxDetector:
 
     def prepare(self, image_bgr: np.ndarray) -> LetterboxGeometry:
         """Letterbox and normalise into the reusable input tensor (stage 1 of `detect`)."""
-        canvas, geometry = self._letterbox(_as_bgr(image_bgr))
-        self._fill_blob(canvas)
+        canvas, geometry = self._letterbox(as_bgr(image_bgr))
+        fill_tensor(canvas, self.input_tensor[0], self.spec)
         return geometry
 
     def infer(self) -> np.ndarray:
@@ -120,32 +123,39 @@ class OnnxDetector:
         cheaper per frame on one thread anyway (measured)."""
         return [self.detect(image, conf, classes) for image in images]
 
-    def _fill_blob(self, canvas: np.ndarray) -> None:
-        chw = canvas.transpose(2, 0, 1)
-        if self._swap_rb:
-            chw = chw[::-1]
-        if self._scale is None:
-            np.copyto(self.input_tensor[0], chw)
-        else:
-            np.multiply(chw, self._scale, out=self.input_tensor[0])
-
     def _class_subset(self, classes: set[int] | None) -> np.ndarray | None:
         if classes is None:
             return None
         key = frozenset(classes)
         subset = self._class_index.get(key)
         if subset is None:
-            bad = sorted(c for c in key if not 0 <= c < len(self.names))
-            if bad or not key:
-                raise ValueError(
-                    f"classes must be ids in 0..{len(self.names) - 1} of {self.spec.name}, "
-                    f"got {sorted(key)}"
-                )
-            subset = self._class_index[key] = np.array(sorted(key), dtype=np.int64)
+            subset = self._class_index[key] = class_id_array(key, self.names, self.spec.name)
         return subset
 
 
-def _open_session(weights: Path, threads: int, spinning: bool) -> ort.InferenceSession:
+def class_id_array(classes: frozenset[int], names: Sequence[str], model: str) -> np.ndarray:
+    """Sorted class ids as an array, after checking that `model` has every one of them."""
+    bad = sorted(c for c in classes if not 0 <= c < len(names))
+    if bad or not classes:
+        raise ValueError(
+            f"classes must be ids in 0..{len(names) - 1} of {model}, got {sorted(classes)}"
+        )
+    return np.array(sorted(classes), dtype=np.int64)
+
+
+def fill_tensor(canvas: np.ndarray, out: np.ndarray, spec: ModelSpec) -> None:
+    """A BGR uint8 HxWx3 canvas into one CHW float32 slot of an input tensor, in the colour
+    order and value range the graph expects."""
+    chw = canvas.transpose(2, 0, 1)
+    if spec.input_colour == "rgb":
+        chw = chw[::-1]
+    if spec.input_range == "0-1":
+        np.multiply(chw, np.float32(1 / 255), out=out)
+    else:
+        np.copyto(out, chw)
+
+
+def open_session(weights: Path, threads: int, spinning: bool) -> ort.InferenceSession:
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
@@ -161,7 +171,7 @@ def _open_session(weights: Path, threads: int, spinning: bool) -> ort.InferenceS
         raise ModelMismatchError(f"cannot load ONNX model {weights}: {exc}") from exc
 
 
-def _as_bgr(image: np.ndarray) -> np.ndarray:
+def as_bgr(image: np.ndarray) -> np.ndarray:
     """Accept BGR uint8 HxWx3, and grey HxW / HxWx1 (mono cameras); reject anything else."""
     if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.size == 0:
         raise ValueError(
@@ -175,7 +185,7 @@ def _as_bgr(image: np.ndarray) -> np.ndarray:
     raise ValueError(f"detector input must be HxWx3 BGR or HxW grey, got shape {image.shape}")
 
 
-def _static(dim: object) -> int | None:
+def static_dim(dim: object) -> int | None:
     return dim if isinstance(dim, int) and dim > 0 else None
 
 
@@ -189,7 +199,7 @@ def _check_graph(
     wanted_in = [1, 3, height, width]
     shape_in = inputs[0].shape
     if len(inputs) != 1 or len(shape_in) != 4 or any(
-        _static(got) not in (None, want) for got, want in zip(shape_in, wanted_in, strict=True)
+        static_dim(got) not in (None, want) for got, want in zip(shape_in, wanted_in, strict=True)
     ):
         raise ModelMismatchError(
             f"model file {weights} takes input {[i.shape for i in inputs]} but model "
@@ -198,7 +208,7 @@ def _check_graph(
     wanted_out = [1, *decoder.expected_output_shape(len(spec.names))]
     shape_out = outputs[0].shape
     if len(shape_out) != 3 or any(
-        _static(got) not in (None, want) for got, want in zip(shape_out, wanted_out, strict=True)
+        static_dim(got) not in (None, want) for got, want in zip(shape_out, wanted_out, strict=True)
     ):
         raise ModelMismatchError(
             f"model file {weights} outputs {shape_out} but a {spec.output_format} head at "
@@ -216,7 +226,7 @@ def spec_from_graph(
     """
     shape_in = session.get_inputs()[0].shape
     shape_out = session.get_outputs()[0].shape
-    found = [_static(d) for d in (*shape_in[2:], *shape_out[1:])]
+    found = [static_dim(d) for d in (*shape_in[2:], *shape_out[1:])]
     dims = [d for d in found if d is not None]
     if len(shape_in) != 4 or len(shape_out) != 3 or len(dims) != 4:
         raise ModelMismatchError(

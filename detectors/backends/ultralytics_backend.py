@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from gridwatch.detectors.backends.base import ModelMismatchError
-from gridwatch.detectors.backends.onnx_backend import _as_bgr
+from gridwatch.detectors.backends.onnx_backend import as_bgr
 from gridwatch.detectors.backends.optional import require
 from gridwatch.detectors.backends.yolo_decode import MAX_DETECTIONS
 from gridwatch.detectors.detection import Detection
@@ -91,7 +91,7 @@ class UltralyticsDetector:
             return []
         width, height = self.input_size
         results = self.model.predict(
-            [_as_bgr(image) for image in images],
+            [as_bgr(image) for image in images],
             conf=self.conf if conf is None else conf,
             iou=self.nms_iou,
             classes=self._class_list(classes),

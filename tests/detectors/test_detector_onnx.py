@@ -6,7 +6,6 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-import av
 import cv2
 import numpy as np
 import pytest
@@ -22,6 +21,7 @@ from gridwatch.detectors.backends.onnx_backend import OnnxDetector
 from gridwatch.detectors.detection import Detection
 from gridwatch.models.errors import UnknownModelError
 from gridwatch.models.manifest import get_model_spec
+from tests.support.mot_truth import boat_clip_frames, iou, match, pedestrians_and_ignored
 
 MODELS = ["yolox_nano_coco_416", "yolov8n_coco_640_int8"]
 # Recall / precision floors for persons at IoU >= 0.5 over MOT17-09 frames 1-4 (24 pedestrians),
@@ -45,53 +45,7 @@ def mot_dir(footage_dir: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def boat_frames(footage_dir: Path) -> dict[str, np.ndarray]:
-    """2 s in: the boat fills the left half; 8 s in: boat leaving, crew clearly visible;
-    the last frame: empty waves."""
-    frames: dict[str, np.ndarray] = {}
-    with av.open(str(footage_dir / "fishing_boat_sea_640x360_30fps.mp4")) as container:
-        for frame in container.decode(video=0):
-            for key, at in (("boat", 2.0), ("crew", 8.0)):
-                if key not in frames and frame.time >= at:
-                    frames[key] = frame.to_ndarray(format="bgr24")
-            last = frame
-        frames["empty"] = last.to_ndarray(format="bgr24")
-    return frames
-
-
-def _pedestrians_and_ignored(mot_dir: Path, frame: int, width: int, height: int):
-    """MOT gt rows of one frame: pedestrians (conf 1, class 1) and everything else, which a
-    person detection may legitimately hit (static people, reflections, distractors)."""
-    gt = np.loadtxt(mot_dir / "gt" / "gt.txt", delimiter=",", ndmin=2)
-    rows = gt[gt[:, 0] == frame]
-    boxes = np.stack((rows[:, 2], rows[:, 3], rows[:, 2] + rows[:, 4], rows[:, 3] + rows[:, 5]), 1)
-    boxes[:, 0::2] = boxes[:, 0::2].clip(0, width)
-    boxes[:, 1::2] = boxes[:, 1::2].clip(0, height)
-    pedestrian = (rows[:, 6] == 1) & (rows[:, 7] == 1)
-    return boxes[pedestrian], boxes[~pedestrian]
-
-
-def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    lt = np.maximum(a[:, None, :2], b[None, :, :2])
-    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.prod(np.clip(rb - lt, 0, None), axis=2)
-    area_a = np.prod(a[:, 2:] - a[:, :2], axis=1)
-    area_b = np.prod(b[:, 2:] - b[:, :2], axis=1)
-    return inter / (area_a[:, None] + area_b[None, :] - inter)
-
-
-def _match(dets: list[Detection], gt: np.ndarray, ignored: np.ndarray) -> tuple[int, int]:
-    """Greedy one-to-one matching at IoU >= 0.5 by score: (true positives, false positives)."""
-    boxes = np.array([d.box for d in sorted(dets, key=lambda d: -d.score)]).reshape(-1, 4)
-    tp = fp = 0
-    free = np.ones(len(gt), bool)
-    for box in boxes:
-        overlap = _iou(box[None], gt)[0] * free if len(gt) else np.zeros(0)
-        if overlap.size and overlap.max() >= 0.5:
-            free[overlap.argmax()] = False
-            tp += 1
-        elif not (len(ignored) and _iou(box[None], ignored).max() >= 0.5):
-            fp += 1
-    return tp, fp
+    return boat_clip_frames(footage_dir)
 
 
 def test_people_are_found_at_their_mot17_ground_truth_boxes(
@@ -102,9 +56,9 @@ def test_people_are_found_at_their_mot17_ground_truth_boxes(
     for frame in range(1, 5):
         image = cv2.imread(str(mot_dir / "img1" / f"{frame:06d}.jpg"))
         height, width = image.shape[:2]
-        gt, ignored = _pedestrians_and_ignored(mot_dir, frame, width, height)
+        gt, ignored = pedestrians_and_ignored(mot_dir, frame, width, height)
         assert len(gt) == 6
-        found, wrong = _match(detector.detect(image, conf=0.25, classes={PERSON}), gt, ignored)
+        found, wrong = match(detector.detect(image, conf=0.25, classes={PERSON}), gt, ignored)
         tp, fp, total = tp + found, fp + wrong, total + len(gt)
     recall, precision = tp / total, tp / max(1, tp + fp)
     print(f"{name}: MOT17-09 frames 1-4 recall {recall:.2f} precision {precision:.2f}")
@@ -117,9 +71,9 @@ def test_first_mot17_frame_has_people_matched_and_boxes_inside_the_image(
 ) -> None:
     image = cv2.imread(str(mot_dir / "img1" / "000001.jpg"))
     height, width = image.shape[:2]
-    gt, ignored = _pedestrians_and_ignored(mot_dir, 1, width, height)
+    gt, ignored = pedestrians_and_ignored(mot_dir, 1, width, height)
     dets = detector.detect(image)
-    assert _match([d for d in dets if d.cls_id == PERSON], gt, ignored)[0] >= 3
+    assert match([d for d in dets if d.cls_id == PERSON], gt, ignored)[0] >= 3
     for det in dets:
         x1, y1, x2, y2 = det.box
         assert 0 <= x1 < x2 <= width and 0 <= y1 < y2 <= height
@@ -133,7 +87,7 @@ def test_boxes_on_a_region_crop_are_in_crop_pixels(detector: OnnxDetector, mot_d
     image = cv2.imread(str(mot_dir / "img1" / "000001.jpg"))
     left, top = 1100, 200
     crop = image[top:1000, left:]
-    gt, ignored = _pedestrians_and_ignored(mot_dir, 1, image.shape[1], image.shape[0])
+    gt, ignored = pedestrians_and_ignored(mot_dir, 1, image.shape[1], image.shape[0])
     inside = gt[(gt[:, 0] >= left) & (gt[:, 1] >= top) & (gt[:, 2] < image.shape[1])]
     assert len(inside) == 3
     dets = detector.detect(crop, classes={PERSON})
@@ -145,7 +99,7 @@ def test_boxes_on_a_region_crop_are_in_crop_pixels(detector: OnnxDetector, mot_d
         Detection(d.cls, d.cls_id, d.score, tuple((np.array(d.box) + offset).tolist()))
         for d in dets
     ]
-    assert _match(shifted, inside, ignored)[0] == 3
+    assert match(shifted, inside, ignored)[0] == 3
 
 
 def test_boat_is_found_while_in_view(detector: OnnxDetector, boat_frames: dict) -> None:
@@ -165,7 +119,7 @@ def test_boxes_scale_with_the_image_passed_in(detector: OnnxDetector, boat_frame
     small_boat = max(detector.detect(image, classes={BOAT}), key=lambda d: d.score)
     big_boat = max(detector.detect(big, classes={BOAT}), key=lambda d: d.score)
     halved = np.array(big_boat.box) / 2
-    assert _iou(halved[None], np.array([small_boat.box]))[0, 0] > 0.9
+    assert iou(halved[None], np.array([small_boat.box]))[0, 0] > 0.9
     assert big_boat.box[3] > image.shape[0]
 
 

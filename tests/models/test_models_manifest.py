@@ -16,14 +16,15 @@ from gridwatch.models.manifest import MANIFEST_PATH, get_model_spec, load_manife
 from gridwatch.models.weights import BUNDLED_DIR, resolve_weights
 
 MODEL_NAMES = ["yolox_nano_coco_416", "yolov8n_coco_640_int8"]
+DEIMV2_NAMES = ["deimv2_femto_coco_416", "deimv2_atto_coco_320"]
 
 
-def test_manifest_lists_both_shipped_models_with_licence_and_format() -> None:
+def test_manifest_lists_the_shipped_models_with_licence_and_format() -> None:
     manifest = load_manifest()
     # yolox_nano_coco_320 is made locally from yolox_nano_coco_416
     # (tests/models/test_models_export.py).
     assert sorted(manifest.models) == sorted(
-        [*MODEL_NAMES, "yolox_nano_coco_320", "yolox_nano_excavator_416"]
+        [*MODEL_NAMES, *DEIMV2_NAMES, "yolox_nano_coco_320", "yolox_nano_excavator_416"]
     )
     yolox, yolov8 = (get_model_spec(n) for n in MODEL_NAMES)
     assert (yolox.licence, yolox.output_format) == ("Apache-2.0", "yolox")
@@ -37,7 +38,21 @@ def test_manifest_lists_both_shipped_models_with_licence_and_format() -> None:
         assert (spec.names[0], spec.names[2], spec.names[8]) == ("person", "car", "boat")
 
 
-@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_deimv2_entries_pin_the_upstream_commit_and_take_stretched_rgb() -> None:
+    for name, size in zip(DEIMV2_NAMES, (416, 320), strict=True):
+        spec = get_model_spec(name)
+        assert (spec.licence, spec.output_format, spec.letterbox) == (
+            "Apache-2.0", "deimv2", "stretch"
+        )
+        assert spec.input_size == (size, size)
+        assert (spec.input_colour, spec.input_range) == ("rgb", "0-1")
+        assert str(spec.url).startswith(
+            "https://raw.githubusercontent.com/Kazuhito00/DEIMv2-ONNX-Sample/f88d4382/"
+        )
+        assert len(spec.names) == 80
+
+
+@pytest.mark.parametrize("name", [*MODEL_NAMES, *DEIMV2_NAMES])
 def test_manifest_sha256_and_size_match_the_shared_weights(name: str, models_dir: Path) -> None:
     spec = get_model_spec(name)
     data = (models_dir / spec.file).read_bytes()
@@ -76,6 +91,7 @@ def _broken_manifest(tmp_path: Path, **changes: object) -> Path:
     [
         ({"sha256": "not-a-hash"}, "sha256"),
         ({"output_format": "detr"}, "output_format"),
+        ({"letterbox": "stretch"}, "letterbox"),
         ({"input_size": [416]}, "input_size"),
         ({"classes": "imagenet"}, "imagenet"),
         ({"file": "../../etc/passwd"}, "file"),
