@@ -1,7 +1,12 @@
-"""What the detection core costs, measured in one run; prints one JSON object.
+"""What the detection core costs, measured in one run for each model; prints one JSON object.
+
+Every figure below is given per model (`--models`, default: YOLOX-nano, the baseline and the
+shipped default before DEIMv2; DEIMv2 Femto and Atto; the AGPL YOLOv8n int8 as a reference only),
+and `summary` puts the per-model means side by side.
 
 - `model`: the raw detector on one crop: `detect()` (letterbox + graph + decode) and the graph
-  alone, ms per inference (median wall, mean CPU).
+  alone, ms per inference (median wall, mean CPU), and `detect_batch` of 4 crops per crop (one
+  graph run for DEIMv2, four for the static-batch YOLO graphs).
 - `clips`: each shared clip through `CameraAnalyzer` on the service schedule (5 fps of media
   time, motion gating, crops, sweeps): ms per analysed frame (decode not included, the BGR
   conversion of frames that reach the detector included), the share of analysed frames that
@@ -17,7 +22,7 @@
 CPU times (process_time, the detector runs on one thread) are the robust figures on a shared
 machine; wall times are given too.
 
-Usage: .venv/bin/python benchmarks/detect_cost.py [--frames-limit 400]
+Usage: .venv/bin/python benchmarks/detect_cost.py [--frames-limit 400] [--models a,b]
 """
 
 from __future__ import annotations
@@ -35,6 +40,8 @@ from typing import Any
 import cv2
 import numpy as np
 
+from gridwatch.detectors.backends.base import Detector
+from gridwatch.detectors.backends.detr_backend import DetrDetector
 from gridwatch.detectors.backends.factory import create_detector
 from gridwatch.detectors.backends.onnx_backend import OnnxDetector
 from gridwatch.detectors.motion import MotionDetector
@@ -47,7 +54,8 @@ from gridwatch.settings.zones import ZoneSettings
 
 REPO = Path(__file__).resolve().parent.parent
 FOOTAGE = Path(os.environ.get("GRIDWATCH_FOOTAGE_DIR", REPO.parent / "shared" / "footage"))
-MODEL = "yolox_nano_coco_416"
+BASELINE = "yolox_nano_coco_416"
+MODELS = (BASELINE, "deimv2_femto_coco_416", "deimv2_atto_coco_320", "yolov8n_coco_640_int8")
 CONF = 0.5
 
 # Clip, zone polygon, classes and tiles as the accuracy cases configure them.
@@ -96,16 +104,28 @@ def _timed(fn: Callable[[], object], runs: int, warmup: int = 3) -> dict[str, fl
             "cpu_ms": round((time.process_time() - cpu0) * 1000 / runs, 3)}
 
 
-def model_cost(detector: OnnxDetector, runs: int) -> dict[str, Any]:
+def _graph_only(detector: Detector, crop: np.ndarray) -> Callable[[], object]:
+    """The graph run on a prepared input, without conversion or decoding."""
+    if isinstance(detector, DetrDetector):
+        detector.prepare([crop])
+        return lambda: detector.infer(1)
+    assert isinstance(detector, OnnxDetector)
+    detector.prepare(crop)
+    return detector.infer
+
+
+def model_cost(detector: Detector, runs: int) -> dict[str, Any]:
     image = cv2.imread(str(FOOTAGE / "mot17_09_mini" / "img1" / "000001.jpg"))
     crop = image[300:900, 1000:1600]
-    detector.prepare(crop)
+    crops = [crop, image[0:600, 0:600], image[480:1080, 1320:1920], image[200:800, 600:1200]]
+    batch = _timed(lambda: detector.detect_batch(crops, conf=CONF), runs)
     return {"input_size": list(detector.input_size),
             "detect": _timed(lambda: detector.detect(crop, conf=CONF), runs),
-            "infer": _timed(detector.infer, runs)}
+            "infer": _timed(_graph_only(detector, crop), runs),
+            "detect_batch_4_per_crop": {k: round(v / len(crops), 3) for k, v in batch.items()}}
 
 
-def clip_cost(detector: OnnxDetector, name: str, limit: int | None) -> dict[str, Any]:
+def clip_cost(detector: Detector, name: str, limit: int | None) -> dict[str, Any]:
     file, polygon, classes, tiles = CLIPS[name]
     analyzer = CameraAnalyzer(name, [zone(polygon, classes, tiles)], detector,
                               analysis_fps=5.0, conf=CONF)
@@ -190,7 +210,7 @@ def _per_frame(fn: Callable[[np.ndarray, float], object], grays: list[np.ndarray
             "cpu_ms": round((time.process_time() - cpu0) * 1000 / len(grays), 3)}
 
 
-def saturated_cost(detector: OnnxDetector, limit: int) -> dict[str, Any]:
+def saturated_cost(detector: Detector, limit: int) -> dict[str, Any]:
     """Every frame through the detector: the core's CPU per frame against the same detector
     calls on the same crops, made directly (interleaved, so load changes hit both)."""
     out: dict[str, Any] = {}
@@ -226,25 +246,51 @@ def main() -> None:
     parser.add_argument("--frames-limit", type=int, default=400,
                         help="frames read per clip (the indoor clip has 1394)")
     parser.add_argument("--runs", type=int, default=30)
+    parser.add_argument("--models", default=",".join(MODELS),
+                        help=f"manifest models, comma-separated (baseline: {BASELINE})")
     args = parser.parse_args()
     if not FOOTAGE.is_dir():
         sys.exit(f"shared footage not found at {FOOTAGE} (set GRIDWATCH_FOOTAGE_DIR)")
     cv2.setNumThreads(1)
-    detector = create_detector(MODEL, conf=CONF)
-    assert isinstance(detector, OnnxDetector)
     result: dict[str, Any] = {
-        "benchmark": "detect_cost", "model": MODEL, "conf": CONF,
+        "benchmark": "detect_cost", "baseline": BASELINE, "conf": CONF,
         "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
         "cpu_count": os.cpu_count(),
         "frames_limit_per_clip": args.frames_limit,
-        "model_cost": model_cost(detector, args.runs),
         "motion_1080p": motion_cost(60),
-        "clips_service_schedule": {name: clip_cost(detector, name, args.frames_limit)
-                                   for name in CLIPS},
-        "saturated": saturated_cost(detector, 60),
-        "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
+        "models": {},
     }
+    for name in args.models.split(","):
+        detector = create_detector(name, conf=CONF)
+        result["models"][name] = {
+            "model_cost": model_cost(detector, args.runs),
+            "clips_service_schedule": {clip: clip_cost(detector, clip, args.frames_limit)
+                                       for clip in CLIPS},
+            "saturated": saturated_cost(detector, 60),
+        }
+    result["summary"] = summary(result["models"])
+    result["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     print(json.dumps(result, indent=1))
+
+
+def summary(models: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per model: CPU ms of one inference, the core's mean CPU ms per analysed frame over the
+    clips on the service schedule and in `every_frame` mode, each also as a ratio to the
+    baseline's (when it ran)."""
+    rows: dict[str, dict[str, Any]] = {}
+    for name, m in models.items():
+        service = [c["core_cpu_ms_per_frame"] for c in m["clips_service_schedule"].values()]
+        saturated = [c["core_cpu_ms_per_frame"] for k, c in m["saturated"].items()
+                     if isinstance(c, dict)]
+        rows[name] = {"infer_cpu_ms": m["model_cost"]["infer"]["cpu_ms"],
+                      "service_core_cpu_ms_per_frame": round(statistics.fmean(service), 3),
+                      "every_frame_core_cpu_ms_per_frame": round(statistics.fmean(saturated), 3)}
+    base = rows.get(BASELINE)
+    if base is not None:
+        for row in rows.values():
+            for key in list(row):
+                row[f"{key}_vs_baseline"] = round(row[key] / base[key], 3) if base[key] else None
+    return rows
 
 
 if __name__ == "__main__":
