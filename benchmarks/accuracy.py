@@ -104,13 +104,13 @@ CASES = [
 ]
 
 
-def analyse(case: Case, conf: float, every_frame: bool, zone_options: dict[str, Any] | None = None
-            ) -> tuple[list[dict], float]:
+def analyse(case: Case, model: ModelSettings, every_frame: bool,
+            zone_options: dict[str, Any] | None = None) -> tuple[list[dict], float]:
     """Run the analyze pipeline on the case's input; returns its JSON lines and wall seconds."""
     url = str(FOOTAGE / case.source)
     zone = {"id": "zone", "polygon": case.zone, "rules": [{"type": "presence", **case.rule}],
             **case.zone_options, **(zone_options or {})}
-    config = parse_config({"model": {"name": "yolox_nano_coco_416", "conf": conf},
+    config = parse_config({"model": model.model_dump(exclude_unset=True),
                            "incident_cooldown_s": COOLDOWN_S,
                            "cameras": [{"id": case.name, "url": url, "zones": [zone]}]},
                           f"<{case.name}>")
@@ -121,20 +121,20 @@ def analyse(case: Case, conf: float, every_frame: bool, zone_options: dict[str, 
     return [json.loads(line) for line in out.getvalue().splitlines()], wall
 
 
-def mot17_case(case: Case, conf: float) -> dict[str, Any]:
+def mot17_case(case: Case, model: ModelSettings) -> dict[str, Any]:
     folder = FOOTAGE / "mot17_09_mini"
     gt, _, _ = load_mot_gt(folder)
     gt_unclipped, _, _ = load_mot_gt(folder, clip=False)
     out: dict[str, Any] = {}
     for variant, options in (("core", {}), ("ablation_tiles_off", {"tiles": "off"})):
-        lines, wall = analyse(case, conf, True, options)
+        lines, wall = analyse(case, model, True, options)
         frames = [[d["box"] for d in x["detections"] if d["cls"] == case.cls]
                   for x in lines if x["type"] == "frame"]
         out[variant] = {**score_mot(frames, gt), "wall_s": round(wall, 2),
                         "unclipped_gt": precision_recall(*_sum_mot(frames, gt_unclipped))}
     images = [cv2.imread(str(p)) for p in sorted((folder / "img1").glob("*.jpg"))]
-    for threshold in sorted({conf, 0.3}):
-        detector = create_detector("yolox_nano_coco_416", conf=threshold)
+    for threshold in sorted({model.conf, 0.3}):
+        detector = create_detector(model.name, conf=threshold)
         full = [[list(d.box) for d in detector.detect(im, classes={0})] for im in images]
         out[f"baseline_full_frame_conf_{threshold}"] = score_mot(full, gt)
         out[f"baseline_naive_tiles_3x2_nms_conf_{threshold}"] = score_mot(
@@ -170,11 +170,11 @@ def naive_tiles(detector: Detector, image: np.ndarray) -> list[list[float]]:
     return kept.boxes.tolist()
 
 
-def clip_case(case: Case, conf: float) -> dict[str, Any]:
+def clip_case(case: Case, model: ModelSettings) -> dict[str, Any]:
     labels = read_clip_labels(LABELS / str(case.label_file))
     out: dict[str, Any] = {}
     for mode in case.modes:
-        lines, wall = analyse(case, conf, mode == "every_frame")
+        lines, wall = analyse(case, model, mode == "every_frame")
         summary = lines[-1]
         looked = [x for x in lines if x["type"] == "frame"]
         with_detector = sum(1 for x in looked if x.get("look", {}).get("regions"))
@@ -192,14 +192,14 @@ def clip_case(case: Case, conf: float) -> dict[str, Any]:
     return out
 
 
-RUNNERS: dict[str, Callable[[Case, float], dict[str, Any]]] = {"mot17": mot17_case}
+RUNNERS: dict[str, Callable[[Case, ModelSettings], dict[str, Any]]] = {"mot17": mot17_case}
 
 
-def dataset_case(name: str, conf: float) -> dict[str, Any]:
+def dataset_case(name: str, model: ModelSettings) -> dict[str, Any]:
     """A shared labelled set through the harness, with the benchmark's threshold."""
     request = EvaluationRequest(sets=[SHARED_SETS[name]], data_dir=DATASETS,
                                 split_dir=LABELS / "splits",
-                                model=ModelSettings(name="yolox_nano_coco_416", conf=conf))
+                                model=model)
     return evaluate_set(SHARED_SETS[name], request, DetectorCache())
 
 
@@ -208,20 +208,23 @@ def main() -> None:
     parser.add_argument("--cases", default=",".join([*(c.name for c in CASES), *SHARED_SETS]))
     parser.add_argument("--conf", type=float, default=0.5,
                         help="detector score threshold (model.conf of the configuration)")
+    parser.add_argument("--model", default=ModelSettings().name,
+                        help="manifest model for every case (default: %(default)s)")
     args = parser.parse_args()
+    model = ModelSettings(name=args.model, conf=args.conf)
     logging.basicConfig(level=logging.WARNING)
     if not FOOTAGE.is_dir():
         sys.exit(f"shared footage not found at {FOOTAGE} (set GRIDWATCH_FOOTAGE_DIR)")
     cv2.setNumThreads(1)
     wanted = args.cases.split(",")
-    result: dict[str, Any] = {"benchmark": "accuracy", "model": "yolox_nano_coco_416",
+    result: dict[str, Any] = {"benchmark": "accuracy", "model": model.name,
                               "conf": args.conf, "cases": {}}
     for case in CASES:
         if case.name in wanted:
-            result["cases"][case.name] = RUNNERS.get(case.name, clip_case)(case, args.conf)
+            result["cases"][case.name] = RUNNERS.get(case.name, clip_case)(case, model)
     for name in SHARED_SETS:
         if name in wanted:
-            result["cases"][name] = dataset_case(name, args.conf)
+            result["cases"][name] = dataset_case(name, model)
     print(json.dumps(result, indent=1))
 
 
