@@ -66,7 +66,7 @@ class DetrDetector:
         self._letterbox = Letterboxer(spec.input_size, spec.letterbox, spec.pad_value)
         self.input_tensor = np.empty((0, 3, height, width), dtype=np.float32)
         # Boxes are asked for in input pixels; each image's geometry maps them to its own.
-        self._sizes = np.empty((0, 2), dtype=np.int64)
+        self.sizes_tensor = np.empty((0, 2), dtype=np.int64)
         self._class_index: dict[frozenset[int], np.ndarray] = {}
         log.info("loaded %s (%s, %dx%d) from %s with %d thread(s)",
                  spec.name, spec.output_format, width, height, weights, threads)
@@ -95,7 +95,7 @@ class DetrDetector:
         if len(images) > len(self.input_tensor):
             width, height = self.input_size
             self.input_tensor = np.empty((len(images), 3, height, width), dtype=np.float32)
-            self._sizes = np.tile(np.array([[width, height]], np.int64), (len(images), 1))
+            self.sizes_tensor = np.tile(np.array([[width, height]], np.int64), (len(images), 1))
         geometries = []
         for slot, image in zip(self.input_tensor, images, strict=False):
             canvas, geometry = self._letterbox(as_bgr(image))
@@ -106,7 +106,7 @@ class DetrDetector:
     def infer(self, count: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Run the graph on the first `count` prepared images: labels, boxes, scores."""
         labels, boxes, scores = self.session.run(
-            list(OUTPUTS), {IMAGES: self.input_tensor[:count], SIZES: self._sizes[:count]}
+            list(OUTPUTS), {IMAGES: self.input_tensor[:count], SIZES: self.sizes_tensor[:count]}
         )
         return labels, boxes, scores
 
