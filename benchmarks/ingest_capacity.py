@@ -65,11 +65,11 @@ from gridwatch.detectors.pipeline import FrameResult  # noqa: E402
 from gridwatch.ingest.frame import Frame  # noqa: E402
 from gridwatch.ingest.sources import open_source  # noqa: E402
 from gridwatch.node.cameras import CameraStatuses  # noqa: E402
-from gridwatch.settings import parse_config  # noqa: E402
+from gridwatch.settings import GridwatchSettings, parse_config  # noqa: E402
 from gridwatch.settings.stream import StreamSettings  # noqa: E402
 from gridwatch.worker.messages import FrameAnalysed, Heartbeat, WorkerMessage  # noqa: E402
 from gridwatch.worker.process import camera_tasks, cpu_seconds, plan_shards, rss_bytes  # noqa: E402
-from gridwatch.worker.shard import CameraTask  # noqa: E402
+from gridwatch.worker.shard import AnalysisFactory, CameraTask  # noqa: E402
 from gridwatch.worker.supervisor import Supervisor  # noqa: E402
 from tests.support.rtsp import RtspTestServer  # noqa: E402
 
@@ -208,34 +208,33 @@ def run_children(role: str, urls: list[str], window: float, variant: str = "defa
 
 
 class Ingester:
-    """The supervisor and its worker processes on K cameras, with this process receiving
-    what the service's main process receives (through the service's own `CameraStatuses`)."""
+    """The supervisor and its worker processes running `config`'s cameras with `analysis`,
+    with this process receiving what the service's main process receives (through the
+    service's own `CameraStatuses`); `listener` sees every message as well."""
 
-    def __init__(self, urls: list[str], mode: str, evidence_dir: Path, store: str | None,
-                 ) -> None:
-        config = parse_config({
-            "storage": {"evidence_dir": str(evidence_dir)},
-            "workers": {"count": WORKERS},
-            "clips": {"buffer_store": store} if store else {"enabled": False},
-            "cameras": [{"id": f"cam{i:03d}", "url": url, "analysis": {"mode": mode}}
-                        for i, url in enumerate(urls)],
-        })
-        specs = plan_shards(config, config.model, WORKERS, analysis=motion_stage)
+    def __init__(self, config: GridwatchSettings, analysis: AnalysisFactory = motion_stage,
+                 listener: Callable[[WorkerMessage], None] | None = None) -> None:
+        specs = plan_shards(config, config.model, WORKERS, analysis=analysis)
         where = {camera: spec.index for spec in specs for camera in spec.camera_ids}
         self.cameras = CameraStatuses(camera_tasks(config), where)
         self.reports: dict[str, tuple[float, dict[str, Any]]] = {}
+        self.costs: dict[str, dict[str, Any] | None] = {}
         self.max_age: dict[str, float] = {}
         self.lags: list[float] = []
+        self._listener = listener
         self._lock = threading.Lock()
         self.supervisor = Supervisor(specs, self._on_message, heartbeat_timeout_s=60)
 
     def _on_message(self, _worker: int, incarnation: int, message: WorkerMessage) -> None:
         self.cameras.apply(incarnation, message)
+        if self._listener is not None:
+            self._listener(message)
         if isinstance(message, Heartbeat):
             with self._lock:
                 for report in message.cameras:
                     counters = report.stream.counters
                     self.reports[report.camera] = (message.sent_at, counters.model_dump())
+                    self.costs[report.camera] = report.analysis_cost
                     age = counters.last_frame_age_s
                     if age is not None:
                         self.max_age[report.camera] = max(self.max_age.get(report.camera, 0.0),
@@ -262,11 +261,12 @@ class Ingester:
         pids = self.pids()
         with self._lock:
             reports = dict(self.reports)
+            costs = dict(self.costs)
         return {"wall": time.monotonic(), "main_cpu_s": _own_cpu(),
                 "workers_cpu_s": sum(cpu_seconds(pid) or 0.0 for pid in pids),
                 "workers_rss_bytes": sum(rss_bytes(pid) or 0 for pid in pids),
                 "incarnations": [s.incarnation for s in self.supervisor.statuses()],
-                "reports": reports}
+                "reports": reports, "costs": costs}
 
     def reset_window_stats(self) -> None:
         with self._lock:
@@ -279,9 +279,22 @@ class Ingester:
             return dict(self.max_age), sorted(self.lags)
 
 
+def capacity_config(urls: list[str], mode: str, root: Path, store: str | None
+                    ) -> GridwatchSettings:
+    """K zoneless cameras in `mode`, evidence under `root`, clips' packets in `store`."""
+    return parse_config({
+        "storage": {"evidence_dir": str(root / "evidence")},
+        "workers": {"count": WORKERS},
+        "clips": {"buffer_store": store} if store else {"enabled": False},
+        "cameras": [{"id": f"cam{i:03d}", "url": url, "analysis": {"mode": mode}}
+                    for i, url in enumerate(urls)],
+    })
+
+
 @contextmanager
-def ingester(urls: list[str], mode: str, store: str | None, root: Path) -> Iterator[Ingester]:
-    running = Ingester(urls, mode, root / "evidence", store)
+def ingester(config: GridwatchSettings, analysis: AnalysisFactory = motion_stage,
+             listener: Callable[[WorkerMessage], None] | None = None) -> Iterator[Ingester]:
+    running = Ingester(config, analysis, listener)
     running.supervisor.start()
     try:
         yield running
@@ -294,8 +307,20 @@ def measure_ingester(urls: list[str], mode: str, window: float, server: RtspTest
     """The ingester on `urls` in `mode` over `window` seconds; evidence clips' packets in
     `store` (the spool beside the evidence folder, on the disk `TMPDIR` is on; None: no
     evidence clips)."""
+    result = measure_config(lambda root: capacity_config(urls, mode, root, store), window,
+                            server, frame_s=SPEC.gop_s if mode == "watch" else 1 / SPEC.fps)
+    return {"mode": mode, **result}
+
+
+def measure_config(make_config: Callable[[Path], GridwatchSettings], window: float,
+                   server: RtspTestServer, analysis: AnalysisFactory = motion_stage,
+                   listener: Callable[[WorkerMessage], None] | None = None,
+                   frame_s: float | None = None) -> dict[str, Any]:
+    """The ingester on the cameras of `make_config(scratch folder)` over `window` seconds
+    once every camera is online and two GOPs have passed. `frame_s`, the media seconds one
+    decoded frame stands for, gives `video_ratio` (None: not reported)."""
     with tempfile.TemporaryDirectory(prefix="gw-bench-") as tmp, \
-            ingester(urls, mode, store, Path(tmp)) as running:
+            ingester(make_config(Path(tmp)), analysis, listener) as running:
         online = running.wait_online(timeout=60)
         time.sleep(2 * SPEC.gop_s)
         running.reset_window_stats()
@@ -304,24 +329,25 @@ def measure_ingester(urls: list[str], mode: str, window: float, server: RtspTest
         server1, b = cpu_seconds(server.pid) or 0.0, running.snapshot()
         spool_bytes = sum(f.stat().st_size for f in Path(tmp, "spool").rglob("*.gop"))
         max_age, lags = running.window_stats()
-    k = len(urls)
+    k = len(running.cameras)
     wall = b["wall"] - a["wall"]
     cpu = (b["workers_cpu_s"] - a["workers_cpu_s"]) + (b["main_cpu_s"] - a["main_cpu_s"])
     per_camera = _per_camera_counts(a["reports"], b["reports"])
     decoded = sum(c["frames_decoded"] for c in per_camera.values())
-    frame_s = SPEC.gop_s if mode == "watch" else 1 / SPEC.fps
     return {
-        "k": k, "mode": mode, "online": online, "window_s": round(wall, 2),
+        "k": k, "online": online, "window_s": round(wall, 2),
         "cpu_ms_per_camera_s": round(cpu * 1000 / (k * wall), 3),
         "main_process_share": round((b["main_cpu_s"] - a["main_cpu_s"]) / cpu, 3) if cpu else None,
-        "video_ratio": round(decoded * frame_s / (k * wall), 3),
+        "video_ratio": round(decoded * frame_s / (k * wall), 3) if frame_s else None,
         "server_cpu_ms_per_camera_s": round((server1 - server0) * 1000 / (k * wall), 3),
         "workers_rss_bytes": b["workers_rss_bytes"],
         "spool_bytes": spool_bytes,
         "worker_restarts": sum(b["incarnations"]) - len(b["incarnations"]),
         "per_camera": per_camera,
+        "costs": (a["costs"], b["costs"]),
         "max_last_frame_age_s": max(max_age.values()) if max_age else None,
         "analysis_lag_s_p99": round(lags[int(0.99 * (len(lags) - 1))], 3) if lags else None,
+        "analysis_lags_s": lags,
     }
 
 
@@ -570,7 +596,8 @@ def main() -> int:
 
 
 def _summary(result: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in result.items() if k != "per_camera"}
+    return {k: v for k, v in result.items()
+            if k not in ("per_camera", "costs", "analysis_lags_s")}
 
 
 if __name__ == "__main__":
