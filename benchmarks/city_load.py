@@ -124,13 +124,15 @@ class Served:
     period_s: float
     conditions: list[tuple[float, float]]
     size: tuple[int, int]
+    cooldown_s: float
+    """The longest rule cooldown of the kind's zones: no new event that long after one ends."""
     telling: np.ndarray = field(init=False)
 
     def __post_init__(self) -> None:
         self.telling = telling_pixels(self.thumbs)
 
 
-def serve_file(kind: StreamKind) -> Served:
+def serve_file(kind: StreamKind, cooldown_s: float = 0.0) -> Served:
     file = loop_clip(FOOTAGE / kind.clip, seconds=None, gop=round(GOP_S * kind.fps),
                      start=kind.start)
     times, thumbs, last = [], [], 0.0
@@ -147,7 +149,8 @@ def serve_file(kind: StreamKind) -> Served:
     if kind.labels:
         labels = yaml.safe_load((LABELS / kind.labels).read_text(encoding="utf-8"))
         conditions = [(float(e["start"]), float(e["end"])) for e in labels["events"]]
-    return Served(kind, file, times, np.stack(thumbs), last + step, conditions, size)
+    return Served(kind, file, times, np.stack(thumbs), last + step, conditions, size,
+                  cooldown_s)
 
 
 def _thumb(gray: np.ndarray) -> np.ndarray:
@@ -230,21 +233,26 @@ def onsets(log: CameraLog, served: Served) -> dict[str, Any]:
     against the first event start within it (or `MATCH_SLACK_S` after it)."""
     phase = loop_phase(log, served)
     if phase is None or not served.conditions:
-        return {"onsets_s": [], "missed": 0, "unmatched_starts": len(log.starts),
-                "phase_margins": []}
+        return {"onsets_s": [], "missed": 0, "in_cooldown": 0,
+                "unmatched_starts": len(log.starts), "phase_margins": []}
     offset, wall_minus_t, margin = phase
     first_t, last_t = log.frames[0][0], log.frames[-1][0]
-    found, missed, used = [], 0, set()
+    found, missed, in_cooldown, used = [], 0, 0, set()
+    quiet_until = -float("inf")
     for t0, t1 in condition_times(served, first_t + offset, last_t + offset):
         t0, t1 = max(t0 - offset, first_t), t1 - offset
         match = next((i for i, (t, _) in enumerate(log.starts)
                       if i not in used and t0 - GOP_S <= t <= t1 + MATCH_SLACK_S), None)
         if match is None:
-            missed += t1 + MATCH_SLACK_S < last_t
+            if t0 < quiet_until:
+                in_cooldown += 1
+            else:
+                missed += t1 + MATCH_SLACK_S < last_t
             continue
         used.add(match)
         found.append(log.starts[match][1] - (t0 + wall_minus_t))
-    return {"onsets_s": found, "missed": missed,
+        quiet_until = t1 + MATCH_SLACK_S + served.cooldown_s
+    return {"onsets_s": found, "missed": missed, "in_cooldown": in_cooldown,
             "unmatched_starts": len(log.starts) - len(used), "phase_margins": [margin]}
 
 
@@ -255,6 +263,14 @@ def default_config() -> dict[str, Any]:
     data = yaml.safe_load(DEFAULT_CONFIG.read_text(encoding="utf-8"))
     assert isinstance(data, dict)
     return data
+
+
+def rule_cooldowns() -> dict[str, float]:
+    """The longest rule cooldown of each default camera's zones, by the camera's URL."""
+    config = parse_config(default_config(), str(DEFAULT_CONFIG))
+    return {camera.url: max((float(getattr(rule, "cooldown_s", 0.0)) for zone in camera.zones
+                             for rule in zone.rules), default=0.0)
+            for camera in config.cameras}
 
 
 def city_config(cameras: list[tuple[str, str, StreamKind]], root: Path, watch_only: bool
@@ -342,14 +358,15 @@ def onset_summary(runs: list[dict[str, Any]], kinds: list[str]) -> dict[str, Any
     """Event-onset latency per kind over every detection run of this benchmark."""
     out = {}
     for kind in kinds:
-        got: dict[str, Any] = {"onsets_s": [], "missed": 0, "unmatched_starts": 0,
-                               "phase_margins": []}
+        got: dict[str, Any] = {"onsets_s": [], "missed": 0, "in_cooldown": 0,
+                               "unmatched_starts": 0, "phase_margins": []}
         for result in runs:
             for key, value in result["onsets"].get(kind, {}).items():
                 got[key] += value
         values = got["onsets_s"]
         out[kind] = {"p50_s": percentile(values, 0.5), "p95_s": percentile(values, 0.95),
                      "onsets": len(values), "labelled_intervals_without_event": got["missed"],
+                     "labelled_intervals_in_rule_cooldown": got["in_cooldown"],
                      "event_starts_outside_labels": got["unmatched_starts"],
                      "labelled": KINDS[kind].labels is not None,
                      "worst_phase_match_margin": round(min(got["phase_margins"]), 2)
@@ -413,7 +430,8 @@ def main() -> int:
                         format="%(asctime)s %(processName)s %(name)s: %(message)s")
     started = time.monotonic()
     load_start = os.getloadavg()
-    served = {k: serve_file(KINDS[k]) for k in kinds}
+    cooldowns = rule_cooldowns()
+    served = {k: serve_file(KINDS[k], cooldowns[KINDS[k].template]) for k in kinds}
     paths = {f"{k}-{i}": served[k].file for k in kinds
              for i in range(max(args.per_kind, mix.get(k, 0)))}
     defaults = default_config()
