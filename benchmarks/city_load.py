@@ -240,13 +240,15 @@ def onsets(log: CameraLog, served: Served) -> dict[str, Any]:
     found, missed, in_cooldown, used = [], 0, 0, set()
     quiet_until = -float("inf")
     for t0, t1 in condition_times(served, first_t + offset, last_t + offset):
+        joined = t0 - offset < first_t
         t0, t1 = max(t0 - offset, first_t), t1 - offset
         match = next((i for i, (t, _) in enumerate(log.starts)
                       if i not in used and t0 - GOP_S <= t <= t1 + MATCH_SLACK_S), None)
         if match is None:
+            # A condition the camera joined late may end before the rule's dwell is met.
             if t0 < quiet_until:
                 in_cooldown += 1
-            else:
+            elif not joined:
                 missed += t1 + MATCH_SLACK_S < last_t
             continue
         used.add(match)
