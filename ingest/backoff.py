@@ -17,7 +17,13 @@ def _policy(initial: float, maximum: float) -> ExponentialBackoff:
     return ExponentialBackoff(initial, maximum, jitter_s=initial)
 
 
-class Backoff:
+class ReconnectDelays:
+    """One camera's reconnect waits: its failures in a row and the policy for the failure kind.
+
+    Not a second backoff: the delay for a count is `ExponentialBackoff`'s; this is the state the
+    camera loop keeps around it.
+    """
+
     def __init__(self, options: StreamSettings) -> None:
         self._normal = _policy(options.backoff_initial_s, options.backoff_max_s)
         self._rejected = _policy(options.rejected_backoff_initial_s,

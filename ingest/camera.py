@@ -15,7 +15,7 @@ from typing import Self
 
 from gridwatch.common.redact import describe_error, redact
 from gridwatch.ingest.av_source import AvSource
-from gridwatch.ingest.backoff import Backoff
+from gridwatch.ingest.backoff import ReconnectDelays
 from gridwatch.ingest.counters import CameraCounters
 from gridwatch.ingest.errors import SourceError
 from gridwatch.ingest.frame import Frame
@@ -80,7 +80,7 @@ class CameraRunner:
         self._on_frame = on_frame
         self._accept = accept
         self._watchdog = watchdog or WATCHDOG
-        self._backoff = Backoff(self.options)
+        self._backoff = ReconnectDelays(self.options)
         self._keyframes_only = self.options.keyframes_only
         self._lock = threading.Lock()
         self._stopping = threading.Event()

@@ -13,7 +13,7 @@ import pytest
 from pydantic import ValidationError
 
 from gridwatch.common.redact import redact
-from gridwatch.ingest.backoff import Backoff
+from gridwatch.ingest.backoff import ReconnectDelays
 from gridwatch.ingest.camera import CameraRunner
 from gridwatch.ingest.errors import SourceError
 from gridwatch.ingest.mailbox import LatestFrame
@@ -188,7 +188,7 @@ def test_redact_hides_passwords(text: str, expected: str) -> None:
 
 
 def test_backoff_grows_with_jitter_is_capped_and_slower_after_rejection() -> None:
-    backoff = Backoff(StreamSettings(backoff_initial_s=1, backoff_max_s=10,
+    backoff = ReconnectDelays(StreamSettings(backoff_initial_s=1, backoff_max_s=10,
                                     rejected_backoff_initial_s=5,
                                     rejected_backoff_max_s=60))
     delays = [backoff.next_delay(CameraState.OFFLINE) for _ in range(8)]
