@@ -17,11 +17,18 @@ from gridwatch.ingest.state import CameraHealth
 __all__ = ["CameraHealth"]
 
 
-class Body(BaseModel):
+class ResponseBody(BaseModel):
+    """The base of every answer the API sends: strict like the settings, but not a setting.
+
+    `StrictSettings` is the base of what an operator writes and the web layer must not borrow
+    configuration types for its wire format; an answer also needs `populate_by_name` so fields
+    whose JSON key is a Python keyword (`from`) can be filled by their attribute name.
+    """
+
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
 
-class ErrorBody(Body):
+class ErrorBody(ResponseBody):
     detail: str = Field(description="Why the request was refused")
 
 
@@ -30,13 +37,13 @@ def errors(described: dict[int, str]) -> dict[int | str, dict[str, Any]]:
     return {code: {"model": ErrorBody, "description": text} for code, text in described.items()}
 
 
-class Health(Body):
+class Health(ResponseBody):
     status: str
     version: str
     cameras: dict[str, int] = Field(description="How many cameras are in each state")
 
 
-class GridNodeBody(Body):
+class GridNodeBody(ResponseBody):
     id: str
     name: str
     level: str
@@ -50,7 +57,7 @@ class GridTree(GridNodeBody):
     children: list[GridTree] | None = None
 
 
-class UserBody(Body):
+class UserBody(ResponseBody):
     username: str
     role: str
     scope: str
@@ -64,7 +71,7 @@ class Me(UserBody):
     scope_node: GridNodeBody | None
 
 
-class TransitionBody(Body):
+class TransitionBody(ResponseBody):
     from_: str = Field(alias="from")
     to: str
     actor: str
@@ -72,7 +79,7 @@ class TransitionBody(Body):
     at: str
 
 
-class IncidentBody(Body):
+class IncidentBody(ResponseBody):
     type: str
     id: str
     kind: str
@@ -116,17 +123,17 @@ class IncidentDetail(IncidentBody):
     escalations: list[EscalationBody]
 
 
-class IncidentPage(Body):
+class IncidentPage(ResponseBody):
     items: list[IncidentBody]
     next_cursor: str | None = Field(description="Pass as `cursor` for the next page")
 
 
-class IncidentCounts(Body):
+class IncidentCounts(ResponseBody):
     by_status: dict[str, int]
     total: int
 
 
-class ReportRow(Body):
+class ReportRow(ResponseBody):
     node: str
     name: str
     level: str
@@ -143,7 +150,7 @@ class ReportRow(Body):
     resolve_p90_s: float | None
 
 
-class ReportBody(Body):
+class ReportBody(ResponseBody):
     period: str
     date: str
     start: str
@@ -154,7 +161,7 @@ class ReportBody(Body):
     scope: str
 
 
-class AccountBody(Body):
+class AccountBody(ResponseBody):
     username: str
     role: str
     scope: str
@@ -163,7 +170,7 @@ class AccountBody(Body):
     updated_at: str
 
 
-class TokenBody(Body):
+class TokenBody(ResponseBody):
     id: int
     username: str
     name: str
@@ -178,7 +185,7 @@ class CreatedToken(TokenBody):
     token: str = Field(description="The secret; shown in this answer only")
 
 
-class AuditEntryBody(Body):
+class AuditEntryBody(ResponseBody):
     id: int
     at: str
     actor: str
@@ -188,19 +195,19 @@ class AuditEntryBody(Body):
     details: dict[str, Any]
 
 
-class AuditPage(Body):
+class AuditPage(ResponseBody):
     items: list[AuditEntryBody]
     next_before_id: int | None = Field(description="Pass as `before_id` for the next page")
 
 
-class OutboxSummary(Body):
+class OutboxSummary(ResponseBody):
     pending: int
     delivered: int
     dead: int
     dispatcher: bool = Field(description="Whether this node runs a dispatcher")
 
 
-class SinkStateBody(Body):
+class SinkStateBody(ResponseBody):
     sink: str
     attempts: int
     delivered_at: str | None
@@ -208,7 +215,7 @@ class SinkStateBody(Body):
     last_error: str | None
 
 
-class DeadLetterBody(Body):
+class DeadLetterBody(ResponseBody):
     id: int
     incident_id: str
     grid_cell: str | None
@@ -222,7 +229,7 @@ class DeadLetterBody(Body):
     sinks: list[SinkStateBody]
 
 
-class ConsoleMeta(Body):
+class ConsoleMeta(ResponseBody):
     statuses: list[str]
     transitions: dict[str, list[str]] = Field(description="The statuses allowed from each")
     severities: list[str]
@@ -231,7 +238,7 @@ class ConsoleMeta(Body):
     max_live_sessions: int
 
 
-class LiveAnswer(Body):
+class LiveAnswer(ResponseBody):
     """The WebRTC answer, and whether the camera's H.264 is passed through and why not."""
 
     sdp: str
