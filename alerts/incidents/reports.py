@@ -17,12 +17,9 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Any, Literal
 
-from sqlalchemy import select
-
 from gridwatch.alerts.incidents.grid import LEVELS, Grid, GridNode, Level
 from gridwatch.alerts.incidents.lifecycle import Status
 from gridwatch.alerts.store.incident_store import IncidentStore
-from gridwatch.alerts.store.tables import IncidentRow, TransitionRow
 
 log = logging.getLogger(__name__)
 
@@ -208,22 +205,5 @@ def _node_at(grid: Grid, cell: str | None, level: Level) -> GridNode | None:
 
 def _outcomes(store: IncidentStore, start: datetime, end: datetime,
               cells: frozenset[str] | None) -> list[Outcome]:
-    started = (IncidentRow.start_wall >= start) & (IncidentRow.start_wall < end)
-    if cells is not None:
-        started &= IncidentRow.grid_cell.in_(sorted(cells))
-    with store.reading() as session:
-        incidents = session.execute(
-            select(IncidentRow.id, IncidentRow.start_wall, IncidentRow.grid_cell).where(started)
-        ).all()
-        moves = session.execute(
-            select(TransitionRow.incident_id, TransitionRow.from_status,
-                   TransitionRow.to_status, TransitionRow.at)
-            .join(IncidentRow, IncidentRow.id == TransitionRow.incident_id)
-            .where(started, TransitionRow.at < end)
-            .order_by(TransitionRow.incident_id, TransitionRow.at, TransitionRow.id)
-        ).all()
-    history: dict[str, list[tuple[str, str, datetime]]] = {}
-    for incident_id, from_status, to_status, at in moves:
-        history.setdefault(incident_id, []).append((from_status, to_status, at))
-    return [outcome(start_wall, history.get(incident_id, ()), cell)
-            for incident_id, start_wall, cell in incidents]
+    return [outcome(item.start_wall, item.moves, item.grid_cell)
+            for item in store.histories_started_between(start, end, grid_cells=cells)]

@@ -83,6 +83,15 @@ class IncidentPage:
     next_cursor: str | None
 
 
+@dataclass(frozen=True, slots=True)
+class StartedIncident:
+    """When an incident started, in which cell, and its (from, to, at) moves in order."""
+
+    start_wall: datetime
+    grid_cell: str | None
+    moves: tuple[tuple[str, str, datetime], ...]
+
+
 def rows_changed(result: Result[Any]) -> int:
     """How many rows an UPDATE or DELETE run through a session matched.
 
@@ -433,6 +442,35 @@ class IncidentStore:
                  .group_by(IncidentRow.kind, IncidentRow.status))
         with self.reading() as session:
             return {(kind, status): count for kind, status, count in session.execute(query)}
+
+    def histories_started_between(
+        self, start: datetime, end: datetime, *, grid_cells: frozenset[str] | None = None,
+    ) -> list[StartedIncident]:
+        """The incidents that started in [start, end), each with its moves made before `end`.
+
+        The report cohort: what an incident's history said at the period's end, so a later
+        move never changes a closed period's figures.
+        """
+        started = (IncidentRow.start_wall >= start) & (IncidentRow.start_wall < end)
+        if grid_cells is not None:
+            started &= IncidentRow.grid_cell.in_(sorted(grid_cells))
+        with self.reading() as session:
+            incidents = session.execute(
+                select(IncidentRow.id, IncidentRow.start_wall, IncidentRow.grid_cell)
+                .where(started)
+            ).all()
+            moves = session.execute(
+                select(TransitionRow.incident_id, TransitionRow.from_status,
+                       TransitionRow.to_status, TransitionRow.at)
+                .join(IncidentRow, IncidentRow.id == TransitionRow.incident_id)
+                .where(started, TransitionRow.at < end)
+                .order_by(TransitionRow.incident_id, TransitionRow.at, TransitionRow.id)
+            ).all()
+        history: dict[str, list[tuple[str, str, datetime]]] = {}
+        for incident_id, from_status, to_status, at in moves:
+            history.setdefault(incident_id, []).append((from_status, to_status, at))
+        return [StartedIncident(start_wall, cell, tuple(history.get(incident_id, ())))
+                for incident_id, start_wall, cell in incidents]
 
     @staticmethod
     def _filtered(
