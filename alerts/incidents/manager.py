@@ -17,15 +17,20 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_random
 
 from gridwatch.alerts.delivery.outbox import Topic, enqueue
 from gridwatch.alerts.incidents.evidence import EvidenceWriter
 from gridwatch.alerts.incidents.lifecycle import Status
 from gridwatch.alerts.store.incident_store import ConcurrentUpdate, IncidentStore, incident_view
+from gridwatch.alerts.store.incident_writes import (
+    WRITE_CONFLICTS,
+    FindRow,
+    locked_incident,
+    locked_latest,
+    locked_started_by,
+    save,
+)
 from gridwatch.alerts.store.tables import IncidentRow, new_incident_id, utcnow
 from gridwatch.alerts.store.views import Incident
 from gridwatch.common.severity import SEVERITIES, SEVERITY_RANK
@@ -78,10 +83,9 @@ class IncidentManager:
         fresh database).
         """
         _check(event)
-        # Two nodes opening the same key at once: the loser hits the open-incident unique
-        # index (or a changed version) and, on retry, finds and updates the winner's incident.
+        # Two nodes opening the same key at once: the loser retries and updates the winner's.
         retrying = Retrying(
-            retry=retry_if_exception_type((IntegrityError, ConcurrentUpdate)),
+            retry=retry_if_exception_type(WRITE_CONFLICTS),
             stop=stop_after_attempt(3), wait=wait_random(0, 0.05), reraise=True,
         )
         for attempt in retrying:
@@ -99,24 +103,16 @@ class IncidentManager:
         when it already has this clip); None when the incident is gone or already has another
         clip (the new file is then removed, as nothing refers to it).
         """
-        return self._attach(relative, lambda session: session.get(
-            IncidentRow, incident_id, with_for_update=True), f"incident {incident_id}")
+        return self._attach(relative, locked_incident(incident_id), f"incident {incident_id}")
 
     def attach_clip_for(self, key: str, wall: float, relative: str) -> Incident | None:
         """`attach_clip` for a recorder that knows the incident only by its dedup key (a
         camera worker): the incident of `key` that had started by Unix time `wall`."""
         started_by = datetime.fromtimestamp(wall, UTC) + CLIP_MATCH_SLACK
+        return self._attach(relative, locked_started_by(key, started_by),
+                            f"the incident of {key} at {wall:.3f}")
 
-        def latest(session: Session) -> IncidentRow | None:
-            return session.scalars(
-                select(IncidentRow)
-                .where(IncidentRow.dedup_key == key, IncidentRow.start_wall <= started_by)
-                .order_by(IncidentRow.start_wall.desc()).limit(1).with_for_update()
-            ).first()
-
-        return self._attach(relative, latest, f"the incident of {key} at {wall:.3f}")
-
-    def _attach(self, relative: str, find: Callable[[Session], IncidentRow | None],
+    def _attach(self, relative: str, find: FindRow,
                 what: str) -> Incident | None:
         path = self.evidence.path_of(relative)
         if not path.is_file():
@@ -140,7 +136,7 @@ class IncidentManager:
         path.unlink(missing_ok=True)
         return None
 
-    def _store_clip(self, find: Callable[[Session], IncidentRow | None],
+    def _store_clip(self, find: FindRow,
                     relative: str) -> tuple[Incident, bool] | None:
         """Record the clip on the incident `find` returns, if it has none yet.
 
@@ -166,7 +162,7 @@ class IncidentManager:
                     os.replace(source, moved)
                 row.clip = stored
                 _touch(row)
-                session.flush()
+                save(session, row)
                 view = incident_view(session, row)
                 enqueue(session, view, "incident.updated")
             return view, True
@@ -180,18 +176,15 @@ class IncidentManager:
         try:
             with self.store.writing() as session:
                 key = dedup_key(event.camera, event.zone, event.kind)
-                latest = session.scalars(
-                    select(IncidentRow)
-                    .where(IncidentRow.dedup_key == key)
-                    .order_by(IncidentRow.end_wall.is_(None).desc(), IncidentRow.end_wall.desc())
-                    .limit(1)
-                    .with_for_update()
-                ).first()
+                latest = locked_latest(key)(session)
                 if event.phase == "end":
                     changes = self._end(latest, event)
                 else:
-                    changes = self._open_or_merge(session, latest, event, key, new_files)
-                session.flush()
+                    changes = self._open_or_merge(latest, event, key, new_files)
+                # In order: an incident ended here must be written before its successor
+                # opens, or the open-incident unique index would hold two.
+                for change in changes:
+                    save(session, change.row)
                 views = []
                 for change in changes:
                     view = incident_view(session, change.row)
@@ -215,8 +208,7 @@ class IncidentManager:
         return [_Change(row, "incident.ended")]
 
     def _open_or_merge(
-        self, session: Session, latest: IncidentRow | None, event: Event, key: str,
-        new_files: list[Path],
+        self, latest: IncidentRow | None, event: Event, key: str, new_files: list[Path],
     ) -> list[_Change]:
         changes: list[_Change] = []
         if (
@@ -231,9 +223,7 @@ class IncidentManager:
             latest.end_t, latest.end_wall = latest.last_seen_t, latest.last_seen_wall
             _touch(latest)
             changes.append(_Change(latest, "incident.ended"))
-            session.flush()
         row = self._create(event, key, new_files)
-        session.add(row)
         changes.append(_Change(row, "incident.opened"))
         return changes
 
