@@ -20,10 +20,8 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from pathlib import Path
 
 import uvicorn
-from sqlalchemy.engine import make_url
 
 from gridwatch.accounts import audit
 from gridwatch.accounts.bootstrap import ensure_admin
@@ -34,7 +32,7 @@ from gridwatch.alerts.incidents.escalation import EscalationJob, Escalator
 from gridwatch.alerts.incidents.evidence import EvidenceWriter
 from gridwatch.alerts.incidents.grid import Grid
 from gridwatch.alerts.incidents.manager import IncidentManager
-from gridwatch.alerts.store.incident_store import IncidentStore, open_store
+from gridwatch.alerts.store.incident_store import IncidentStore, ensure_sqlite_dir, open_store
 from gridwatch.detectors.backends.factory import create_detector
 from gridwatch.ingest.state import CameraHealth
 from gridwatch.models.weights import resolve_weights
@@ -168,7 +166,7 @@ class Service:
 
     def _open(self) -> _Opened:
         config = self.config
-        _ensure_sqlite_dir(config.storage.url)
+        ensure_sqlite_dir(config.storage.url)
         store = open_store(config.storage.url)
         auth = config.auth
         accounts = Accounts(store, self.grid, session_hours=auth.session_hours,
@@ -228,12 +226,6 @@ def _checked_model(model: ModelSettings) -> ModelSettings:
     weights = resolve_weights(model.path or model.name, model.dir)
     create_detector(weights, backend=model.backend, threads=model.threads, conf=model.conf)
     return model.model_copy(update={"path": weights})
-
-
-def _ensure_sqlite_dir(url: str) -> None:
-    parsed = make_url(url)
-    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
-        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
 
 
 def serve(config: GridwatchSettings) -> int:

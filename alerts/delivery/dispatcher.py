@@ -27,7 +27,9 @@ from datetime import timedelta
 
 from prometheus_client import Counter, Histogram
 
-from gridwatch.alerts.delivery.outbox_queue import (
+from gridwatch.alerts.delivery.sinks.base import PermanentError, RetryableError, Sink
+from gridwatch.alerts.store.incident_store import IncidentStore
+from gridwatch.alerts.store.outbox_queue import (
     Batch,
     Claimed,
     Recorded,
@@ -38,8 +40,6 @@ from gridwatch.alerts.delivery.outbox_queue import (
     record,
     release_leases,
 )
-from gridwatch.alerts.delivery.sinks.base import PermanentError, RetryableError, Sink
-from gridwatch.alerts.store.incident_store import IncidentStore
 from gridwatch.alerts.store.tables import utcnow
 from gridwatch.common.backoff import ExponentialBackoff
 from gridwatch.settings.delivery import DeliverySettings

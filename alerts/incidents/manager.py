@@ -19,7 +19,6 @@ from pathlib import Path
 
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_random
 
-from gridwatch.alerts.delivery.outbox import Topic, enqueue
 from gridwatch.alerts.incidents.evidence import EvidenceWriter
 from gridwatch.alerts.incidents.lifecycle import Status
 from gridwatch.alerts.store.incident_store import ConcurrentUpdate, IncidentStore, incident_view
@@ -31,6 +30,7 @@ from gridwatch.alerts.store.incident_writes import (
     locked_started_by,
     save,
 )
+from gridwatch.alerts.store.outbox import Topic, enqueue
 from gridwatch.alerts.store.tables import IncidentRow, new_incident_id, utcnow
 from gridwatch.alerts.store.views import Incident
 from gridwatch.common.severity import SEVERITIES, SEVERITY_RANK

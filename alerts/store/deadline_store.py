@@ -15,9 +15,9 @@ from typing import Any, Literal, Protocol
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from gridwatch.alerts.delivery.outbox import enqueue
 from gridwatch.alerts.incidents.grid import GridNode
 from gridwatch.alerts.store.incident_store import IncidentStore, incident_view, rows_changed
+from gridwatch.alerts.store.outbox import enqueue
 from gridwatch.alerts.store.tables import IncidentRow
 from gridwatch.alerts.store.views import Incident
 

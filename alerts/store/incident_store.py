@@ -44,8 +44,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
 from sqlalchemy.pool import StaticPool
 
-from gridwatch.alerts.delivery.outbox import enqueue
 from gridwatch.alerts.incidents.lifecycle import Status, check_transition
+from gridwatch.alerts.store.outbox import enqueue
 from gridwatch.alerts.store.tables import IncidentRow, TransitionRow, utcnow
 from gridwatch.alerts.store.views import Incident, Transition
 from gridwatch.common.redact import redact
@@ -100,6 +100,13 @@ def rows_changed(result: Result[Any]) -> int:
     """
     assert isinstance(result, CursorResult)
     return result.rowcount
+
+
+def ensure_sqlite_dir(url: str) -> None:
+    """Create the folder of a SQLite database file, so a first start needs no setup."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
 
 
 def make_engine(url: str) -> Engine:

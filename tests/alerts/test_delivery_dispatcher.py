@@ -16,7 +16,11 @@ import pytest
 from sqlalchemy import select
 
 from gridwatch.alerts.delivery.dispatcher import OutboxDispatcher
-from gridwatch.alerts.delivery.outbox_queue import (
+from gridwatch.alerts.delivery.sinks.webhook import WebhookSink
+from gridwatch.alerts.incidents.evidence import EvidenceWriter
+from gridwatch.alerts.incidents.manager import IncidentManager
+from gridwatch.alerts.store.incident_store import IncidentStore, open_store
+from gridwatch.alerts.store.outbox_queue import (
     NotDeadLetter,
     OutboxMessageNotFound,
     SinkResult,
@@ -27,10 +31,6 @@ from gridwatch.alerts.delivery.outbox_queue import (
     record,
     retry_dead_letter,
 )
-from gridwatch.alerts.delivery.sinks.webhook import WebhookSink
-from gridwatch.alerts.incidents.evidence import EvidenceWriter
-from gridwatch.alerts.incidents.manager import IncidentManager
-from gridwatch.alerts.store.incident_store import IncidentStore, open_store
 from gridwatch.alerts.store.tables import OutboxDeliveryRow, OutboxRow, utcnow
 from gridwatch.alerts.store.views import Incident
 from gridwatch.settings.delivery import DeliverySettings

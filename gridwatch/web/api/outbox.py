@@ -12,7 +12,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Query
 
 from gridwatch.accounts.store import User
-from gridwatch.alerts.delivery import outbox_queue
+from gridwatch.alerts.store import outbox_queue
 from gridwatch.web.api.schemas import DeadLetterBody, OutboxSummary, errors
 from gridwatch.web.auth import Admin
 

@@ -1,6 +1,6 @@
 """The reading side of the outbox: claiming due messages, recording results, dead letters.
 
-`gridwatch.alerts.delivery.outbox.enqueue` writes a message in the transaction of the incident
+`gridwatch.alerts.store.outbox.enqueue` writes a message in the transaction of the incident
 change; this
 module is how dispatchers take those messages out. A claim is a lease (`claimed_until`) set
 in a short write transaction and committed before anything is sent, so no transaction stays
