@@ -42,7 +42,7 @@ def resolve_weights(
     if is_path_like(name_or_path):
         return _check_local_file(Path(name_or_path), manifest)
     entry = manifest.get(str(name_or_path))
-    dirs = [BUNDLED_DIR, *search_dirs(model_dir)] if entry.bundled else search_dirs(model_dir)
+    dirs = entry_dirs(entry, model_dir)
     for folder in dirs:
         candidate = folder / entry.file
         if candidate.is_file():
@@ -69,6 +69,11 @@ def is_path_like(name_or_path: str | Path) -> bool:
     if isinstance(name_or_path, Path):
         return True
     return name_or_path.endswith(".onnx") or os.sep in name_or_path
+
+
+def entry_dirs(entry: ManifestEntry, model_dir: Path | None = None) -> list[Path]:
+    """The folders searched for one entry's file: the package's own first for a bundled one."""
+    return [BUNDLED_DIR, *search_dirs(model_dir)] if entry.bundled else search_dirs(model_dir)
 
 
 def search_dirs(model_dir: Path | None = None) -> list[Path]:

@@ -13,7 +13,7 @@ from pathlib import Path
 from gridwatch.models.errors import ChecksumMismatchError
 from gridwatch.models.fetch import verify_file
 from gridwatch.models.manifest import load_manifest
-from gridwatch.models.weights import resolve_weights, search_dirs
+from gridwatch.models.weights import entry_dirs, resolve_weights
 
 EXIT_MODEL = 3
 
@@ -76,11 +76,12 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     problems = 0
     for name in _names(args.names):
         entry = manifest.get(name)
-        copies = [d / entry.file for d in search_dirs(args.dir) if (d / entry.file).is_file()]
+        dirs = entry_dirs(entry, args.dir)
+        copies = [d / entry.file for d in dirs if (d / entry.file).is_file()]
         if not copies:
             problems += 1
             print(f"{name}: missing (no {entry.file} in "
-                  f"{', '.join(str(d) for d in search_dirs(args.dir))}; "
+                  f"{', '.join(str(d) for d in dirs)}; "
                   f"`gridwatch models fetch {name}` "
                   f"{'makes' if entry.derived_from else 'downloads'} it)")
             continue
